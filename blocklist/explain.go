@@ -1,0 +1,209 @@
+package blocklist
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// Explanation says why a name is blocked or allowed for a client: the group
+// and why it applies, what each of the group's lists says, and the decision.
+// It is JSON for GET /v1/explain.
+type Explanation struct {
+	Client      string      `json:"client"`
+	Name        string      `json:"name"` // as looked up: lower case, punycode, no trailing dot
+	Group       string      `json:"group,omitempty"`
+	GroupReason string      `json:"group_reason"`
+	Lists       []ListMatch `json:"lists,omitempty"` // the group's lists: block, then allow, then monitor
+	Action      string      `json:"action"`          // "allow", "block" or "monitor"
+	List        string      `json:"list,omitempty"`  // the list that decided, if any
+	Rule        *RuleRef    `json:"rule,omitempty"`  // the rule that decided, if any
+	Reason      string      `json:"reason"`          // one line for humans
+	Verdict     Verdict     `json:"-"`               // what Decide returns for the same query
+}
+
+// ListMatch is what one of the group's lists says about the name.
+type ListMatch struct {
+	List    string `json:"list"`
+	Role    string `json:"role"` // how the group uses the list: block, allow or monitor
+	Matched bool   `json:"matched"`
+	// Match is the list's most specific rule covering the name in its role.
+	Match *RuleRef `json:"match,omitempty"`
+	// Exception is an exception rule inside a block or monitor list
+	// (adblock "@@", RPZ passthru) that covers the name.
+	Exception *RuleRef `json:"exception,omitempty"`
+	Decided   bool     `json:"decided"` // this list decided the answer
+}
+
+// RuleRef locates a rule: its text and where it came from.
+type RuleRef struct {
+	Rule   string `json:"rule"`             // e.g. "tiktok.com" (the name and below)
+	Source string `json:"source,omitempty"` // e.g. "builtin:tiktok"
+	Line   int    `json:"line,omitempty"`
+}
+
+// Explain describes the decision Decide makes for client and qname. It is
+// for people, not the query path: it allocates and re-parses the matching
+// lists' content to find source lines.
+func (e *Engine) Explain(client netip.Addr, qname string) Explanation {
+	s := e.snap.Load()
+	name := explainName(qname)
+	v, gi, cp := s.decide(client, name)
+	x := Explanation{Client: client.String(), Name: name, Verdict: v, Action: actionName(v.Action)}
+	x.GroupReason = s.groupReason(client, gi, cp)
+	if gi < 0 {
+		x.Reason = "allowed: " + x.GroupReason
+		return x
+	}
+	g := &s.groups.groups[gi]
+	x.Group = g.name
+	lines := newRuleLocator(s)
+	for _, role := range []struct {
+		name string
+		bits []int
+	}{{"block", g.block}, {"allow", g.allow}, {"monitor", g.monitor}} {
+		for _, b := range role.bits {
+			m := s.matchList(lines, role.name, b, name)
+			m.Decided = v.List == m.List && m.Matched
+			if m.Decided {
+				x.List = m.List
+				x.Rule = m.Match
+				if v.Action == Allow && role.name != "allow" {
+					x.Rule = m.Exception
+				}
+			}
+			x.Lists = append(x.Lists, m)
+		}
+	}
+	x.Reason = reasonLine(v, x.Rule, len(x.Lists))
+	return x
+}
+
+// matchList asks the index about one list alone.
+func (s *snapshot) matchList(lines *ruleLocator, role string, bit int, name string) ListMatch {
+	m := ListMatch{List: s.lists[bit].name, Role: role}
+	var masks Masks
+	switch role {
+	case "block":
+		masks.Block = 1 << bit
+	case "allow":
+		masks.Allow = 1 << bit
+	default:
+		masks.Monitor = 1 << bit
+	}
+	block, allow, monitor := s.index.Lookup(name, masks)
+	hit := block
+	switch role {
+	case "allow":
+		hit = allow
+	case "monitor":
+		hit = monitor
+	}
+	if hit.Found {
+		m.Matched = true
+		m.Match = lines.find(bit, hit.Rule, role, false)
+	}
+	if role != "allow" && allow.Found {
+		m.Matched = true
+		m.Exception = lines.find(bit, allow.Rule, role, true)
+	}
+	return m
+}
+
+func (s *snapshot) groupReason(client netip.Addr, gi int, cp *clientPrefix) string {
+	switch {
+	case cp != nil:
+		return fmt.Sprintf("client %s is in %s (%s)", client, cp.prefix, cp.key)
+	case gi >= 0:
+		return fmt.Sprintf("client %s matches no group's clients; default_group %q applies", client, s.groups.groups[gi].name)
+	case len(s.groups.groups) == 0:
+		return "no groups are configured, so blocking is off"
+	default:
+		return fmt.Sprintf("client %s matches no group's clients and there is no default_group, so no policy applies", client)
+	}
+}
+
+func reasonLine(v Verdict, r *RuleRef, lists int) string {
+	where := ""
+	if r != nil {
+		where = " (rule " + r.Rule
+		if r.Source != "" {
+			where += fmt.Sprintf(", %s line %d", r.Source, r.Line)
+		}
+		where += ")"
+	}
+	switch {
+	case v.Action == Block:
+		return fmt.Sprintf("blocked by list %s%s for group %s", v.List, where, v.Group)
+	case v.Action == Monitor:
+		return fmt.Sprintf("would be blocked by list %s%s, which group %s monitors: resolved normally and reported", v.List, where, v.Group)
+	case v.List != "":
+		return fmt.Sprintf("allowed by the exception in list %s%s for group %s", v.List, where, v.Group)
+	case lists == 0:
+		return fmt.Sprintf("allowed: group %s uses no lists", v.Group)
+	default:
+		return fmt.Sprintf("allowed: none of group %s's lists covers the name", v.Group)
+	}
+}
+
+func actionName(a Action) string {
+	switch a {
+	case Block:
+		return "block"
+	case Monitor:
+		return "monitor"
+	default:
+		return "allow"
+	}
+}
+
+// explainName canonicalises a name typed by a person: case, trailing dot, IDN.
+func explainName(q string) string {
+	q = strings.TrimSuffix(strings.TrimSpace(q), ".")
+	if ascii, err := idna.Lookup.ToASCII(q); err == nil {
+		q = ascii
+	}
+	return strings.ToLower(q)
+}
+
+// ruleLocator finds the source and line of an indexed rule by parsing the
+// list's content again, each source at most once per Explain.
+type ruleLocator struct {
+	s      *snapshot
+	parsed map[*byte][]Rule // by content start
+}
+
+func newRuleLocator(s *snapshot) *ruleLocator {
+	return &ruleLocator{s: s, parsed: make(map[*byte][]Rule)}
+}
+
+// find locates rule in list bit. Exceptions (KindAllow) are wanted inside
+// block and monitor lists, block-kind rules otherwise; in an allow list any
+// rule is an exception.
+func (l *ruleLocator) find(bit int, rule string, role string, exception bool) *RuleRef {
+	ref := &RuleRef{Rule: rule}
+	for _, src := range l.s.lists[bit].sources {
+		if src.content.size == 0 {
+			continue
+		}
+		key := &src.content.data[0]
+		rules, ok := l.parsed[key]
+		if !ok {
+			p, _ := src.content.parse()
+			rules = p.Rules
+			l.parsed[key] = rules
+		}
+		for _, r := range rules {
+			if ruleText(r) != rule { // the index names rules "name" or "*.name"
+				continue
+			}
+			if role == "allow" || (r.Kind == KindAllow) == exception {
+				ref.Rule, ref.Source, ref.Line = ruleText(r), src.display, r.Line
+				return ref
+			}
+		}
+	}
+	return ref
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/dnsward/dnsward/blocklist"
+	"github.com/dnsward/dnsward/configs"
+	"github.com/dnsward/dnsward/metrics"
+	"github.com/dnsward/dnsward/resolver"
+	"github.com/dnsward/dnsward/resolver/upstream"
+)
+
+// fileConfig is dnsward's YAML file: each package's Config, assembled.
+// Packages validate their own parts; this file only maps their errors to
+// lines of the file.
+type fileConfig struct {
+	Resolver resolver.Config     `yaml:",inline"` // listen, access, cache, blocking
+	Upstream upstream.Config     `yaml:"upstream"`
+	Policy   blocklist.Config    `yaml:",inline"` // lists, groups, default_group, guard
+	Admin    metrics.AdminConfig `yaml:"admin"`
+	Log      logConfig           `yaml:"log"`
+	StateDir string              `yaml:"state_dir"` // last-good copies of URL lists
+
+	path string // where it was read from ("" for the embedded default)
+}
+
+type logConfig struct {
+	Level  string              `yaml:"level"`
+	Format string              `yaml:"format"`
+	Audit  metrics.AuditConfig `yaml:"audit"`
+}
+
+func defaultFileConfig() fileConfig {
+	return fileConfig{
+		Resolver: resolver.DefaultConfig(),
+		Upstream: upstream.Config{Strategy: "parallel_best", Timeout: 2 * time.Second},
+		Admin:    metrics.AdminConfig{Listen: "127.0.0.1:9153"},
+		Log:      logConfig{Level: "info", Format: "text", Audit: metrics.AuditConfig{MaxSizeMB: 100, MaxFiles: 10}},
+		StateDir: "/var/lib/dnsward",
+	}
+}
+
+// systemUpstream in upstream.servers stands for the nameservers of resolv.conf.
+const systemUpstream = "system"
+
+// loadConfigFile reads path, or the embedded default when path is "".
+func loadConfigFile(path, resolvConf string) (*fileConfig, error) {
+	data := configs.Default()
+	name := "embedded default config"
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		name = path
+	}
+	cfg, err := parseConfig(data, name, resolvConf)
+	if err != nil {
+		return nil, err
+	}
+	cfg.path = path
+	return cfg, nil
+}
+
+// parseConfig decodes strictly and validates; every error names the file,
+// the line and the key.
+func parseConfig(data []byte, name, resolvConf string) (*fileConfig, error) {
+	cfg := defaultFileConfig()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %s", name, yamlMessage(err))
+	}
+	if len(root.Content) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty", name)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("%s: %s", name, yamlMessage(err))
+	}
+	if err := expandSystemUpstream(&cfg.Upstream, resolvConf); err != nil {
+		return nil, locate(name, &root, err)
+	}
+	for _, v := range []interface{ Validate() error }{&cfg.Resolver, &cfg.Upstream, &cfg.Policy, &cfg.Admin, &cfg.Log} {
+		if err := v.Validate(); err != nil {
+			return nil, locate(name, &root, err)
+		}
+	}
+	return &cfg, nil
+}
+
+func (l *logConfig) Validate() error {
+	switch strings.ToLower(l.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return keyError{"log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", l.Level)}
+	}
+	if l.Format != "text" && l.Format != "json" {
+		return keyError{"log.format", fmt.Sprintf("%q is not text or json", l.Format)}
+	}
+	return l.Audit.Validate()
+}
+
+func expandSystemUpstream(c *upstream.Config, resolvConf string) error {
+	var out []string
+	for i, s := range c.Servers {
+		if s != systemUpstream {
+			out = append(out, s)
+			continue
+		}
+		servers, err := upstream.FromResolvConf(resolvConf)
+		if err != nil {
+			return keyError{fmt.Sprintf("upstream.servers[%d]", i), err.Error()}
+		}
+		out = append(out, servers...)
+	}
+	c.Servers = out
+	return nil
+}
+
+type keyError struct{ key, msg string }
+
+func (e keyError) Error() string { return e.key + ": " + e.msg }
+func (e keyError) Key() string   { return e.key }
+
+// locate prefixes a package's validation error with file and line, found
+// by walking the YAML tree along the error's key path.
+func locate(name string, root *yaml.Node, err error) error {
+	var k interface{ Key() string }
+	if errors.As(err, &k) {
+		if line := lineOf(root, k.Key()); line > 0 {
+			return fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+var keySegment = regexp.MustCompile(`([^.\[\]]+)|\[(\d+)\]`)
+
+// lineOf returns the line of the deepest node along path ("a.b[2].c").
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, seg := range keySegment.FindAllStringSubmatch(path, -1) {
+		next := child(n, seg[1], seg[2])
+		if next == nil {
+			break
+		}
+		n, line = next, next.Line
+	}
+	return line
+}
+
+func child(n *yaml.Node, key, index string) *yaml.Node {
+	switch {
+	case n.Kind == yaml.MappingNode && key != "":
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	case n.Kind == yaml.SequenceNode && index != "":
+		if i, err := strconv.Atoi(index); err == nil && i < len(n.Content) {
+			return n.Content[i]
+		}
+	}
+	return nil
+}
+
+var (
+	unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	cannotDecode = regexp.MustCompile("cannot unmarshal !!\\w+ `([^`]*)` into (\\S+)")
+)
+
+// yamlMessage turns yaml.v3's errors into one line per problem, naming
+// lines and keys the way a person reads the file.
+func yamlMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	msg = unknownField.ReplaceAllString(msg, `unknown key "$1"`)
+	return cannotDecode.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := cannotDecode.FindStringSubmatch(m)
+		what := sub[2]
+		if what == "time.Duration" {
+			what = "a duration such as 500ms, 2s or 1h"
+		}
+		return fmt.Sprintf("%q is not %s", sub[1], what)
+	})
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testResolvConf writes a resolv.conf naming a loopback-free upstream, so
+// "system" expands without touching the machine's real resolver.
+func testResolvConf(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(p, []byte("nameserver 127.0.0.53\nnameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestShippedConfigsAreValid(t *testing.T) {
+	for _, path := range []string{"../../configs/dnsward.yaml", "../../configs/default.yaml"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parseConfig(data, path, testResolvConf(t))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(cfg.Upstream.Servers) == 0 || len(cfg.Policy.Groups) == 0 {
+			t.Fatalf("%s: parsed to an empty config: %+v", path, cfg)
+		}
+	}
+}
+
+func TestEmbeddedDefaultUsesResolvConfWithoutLoopback(t *testing.T) {
+	cfg, err := loadConfigFile("", testResolvConf(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Upstream.Servers, ","); got != "192.0.2.53" {
+		t.Fatalf("upstreams = %q, want only the non-loopback resolv.conf entry", got)
+	}
+	if cfg.Resolver.Listen[0] != "127.0.0.1:5353" {
+		t.Fatalf("default listen = %v", cfg.Resolver.Listen)
+	}
+}
+
+func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "listen: [\"127.0.0.1:53\"]\nupstream:\n  servers: [\"127.0.0.1:53\"]\n  retries: 3\n",
+			`cfg.yaml: line 4: unknown key "retries"`},
+		{"bad duration", "upstream:\n  servers: [\"127.0.0.1:53\"]\n  timeout: 2 seconds\n",
+			`line 3: "2 seconds" is not a duration`},
+		{"bare number duration", "upstream:\n  servers: [\"127.0.0.1:53\"]\ncache:\n  max_ttl: 300\n",
+			`line 4:`},
+		{"bad listen address", "listen:\n  - \"127.0.0.1:53\"\n  - \"localhost:53x\"\nupstream:\n  servers: [\"127.0.0.1:53\"]\n",
+			`cfg.yaml:3: listen[1]:`},
+		{"empty upstreams", "listen: [\"127.0.0.1:53\"]\nupstream:\n  servers: []\n",
+			`cfg.yaml:3: upstream.servers`},
+		{"bad upstream", "upstream:\n  servers:\n    - \"127.0.0.1:53\"\n    - \"ftp://1.2.3.4\"\n",
+			`cfg.yaml:4: upstream.servers[1]`},
+		{"bad answer mode", "upstream:\n  servers: [\"127.0.0.1:53\"]\nblocking:\n  answer: drop\n",
+			`cfg.yaml:4: blocking.answer: "drop"`},
+		{"bad group cidr", "upstream:\n  servers: [\"127.0.0.1:53\"]\ngroups:\n  - name: gov\n    clients: [\"10.0.0.0/33\"]\n",
+			`cfg.yaml:5: groups[0].clients[0]`},
+		{"unknown list in group", "upstream:\n  servers: [\"127.0.0.1:53\"]\ngroups:\n  - name: gov\n    clients: [\"10.0.0.0/8\"]\n    block: [nosuch]\n",
+			`cfg.yaml:6: groups[0].block`},
+		{"bad log level", "upstream:\n  servers: [\"127.0.0.1:53\"]\nlog:\n  level: loud\n",
+			`cfg.yaml:4: log.level`},
+		{"not yaml", "listen: [\n", `cfg.yaml: line`},
+		{"empty file", "", `cfg.yaml: the file is empty`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tc.yaml), "cfg.yaml", testResolvConf(t))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.yaml)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/dnsward/dnsward/blocklist"
+)
+
+// explainCmd answers "why does this name (not) resolve for this device?"
+// from the config and its lists, without a running server.
+func explainCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML config file (default: the embedded default config)")
+	client := fs.String("client", "0.0.0.0", "client IP address the query comes from")
+	asJSON := fs.Bool("json", false, "print the full explanation as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: dnsward explain [-config FILE] [-client IP] [-json] NAME")
+		return 2
+	}
+	addr, err := netip.ParseAddr(*client)
+	if err != nil {
+		fmt.Fprintf(stderr, "dnsward explain: -client %q is not an IP address\n", *client)
+		return 2
+	}
+	cfg, err := loadConfigFile(*path, resolvConfPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "dnsward:", err)
+		return 1
+	}
+	engine, err := newEngineForCLI(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		fmt.Fprintln(stderr, "dnsward:", err)
+		return 1
+	}
+	ex := engine.Explain(addr, fs.Arg(0))
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(ex)
+		return 0
+	}
+	printExplanation(stdout, ex)
+	return 0
+}
+
+// printExplanation lays the decision out for a person reading a terminal.
+func printExplanation(w io.Writer, ex blocklist.Explanation) {
+	fmt.Fprintf(w, "%s for client %s\n", ex.Name, ex.Client)
+	group := ex.Group
+	if group == "" {
+		group = "(none)"
+	}
+	fmt.Fprintf(w, "  group:    %s — %s\n", group, ex.GroupReason)
+	for _, l := range ex.Lists {
+		line := "no rule matches"
+		if l.Match != nil {
+			line = "matches " + ruleRef(l.Match)
+		}
+		if l.Exception != nil {
+			line += "; exception " + ruleRef(l.Exception)
+		}
+		mark := " "
+		if l.Decided {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "  %s %-8s %-24s %s\n", mark, l.Role, l.List, line)
+	}
+	fmt.Fprintf(w, "  decision: %s — %s\n", strings.ToUpper(ex.Action), ex.Reason)
+}
+
+func ruleRef(r *blocklist.RuleRef) string {
+	if r.Source == "" {
+		return "rule " + r.Rule
+	}
+	return fmt.Sprintf("rule %s (%s line %d)", r.Rule, r.Source, r.Line)
+}

@@ -1,0 +1,53 @@
+package metrics
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Outcome says how one client query was answered. The values are the
+// bounded label set of dnsward_queries_total{outcome}.
+type Outcome uint8
+
+const (
+	OutcomeForwarded   Outcome = iota // answered from an upstream
+	OutcomeCached                     // answered from the cache
+	OutcomeBlocked                    // answered by policy (sinkhole/NXDOMAIN/...)
+	OutcomeStale                      // answered from an expired cache entry (serve-stale)
+	OutcomeRefused                    // refused by access control or policy
+	OutcomeRateLimited                // dropped or refused by the rate limiter
+	OutcomeError                      // SERVFAIL, FORMERR, NOTIMP or an internal failure
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"forwarded", "cached", "blocked", "stale", "refused", "ratelimited", "error"}
+
+// String returns the label value of the outcome.
+func (o Outcome) String() string {
+	if o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return "error"
+}
+
+// QueryEvent describes one answered client query. The resolver fills one
+// per query and hands a pointer to Recorder.Query; the recorder must not
+// keep the pointer after Query returns.
+type QueryEvent struct {
+	Time     time.Time     // when the query arrived
+	Duration time.Duration // arrival to response written
+	Client   netip.Addr
+	Proto    string // "udp" or "tcp"
+	Group    string // client group from policy ("" when policy is off)
+	QName    string // as asked (any case, fully qualified)
+	QType    uint16
+	Rcode    int
+	Outcome  Outcome
+	// Set when policy decided the answer (blocked) or would have (monitor).
+	List      string
+	Rule      string
+	Answer    string // blocked answer mode: nxdomain, nodata, null_ip, sinkhole, refused
+	Monitored bool   // a monitor-mode list matched: resolved normally, "would block"
+	// Wire-format query and response for dnstap; may be nil.
+	QueryWire, ResponseWire []byte
+}

@@ -1,0 +1,171 @@
+package resolver
+
+import (
+	"hash/maphash"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/miekg/dns"
+)
+
+// cacheKey is comparable, so the LRU compares whole keys: no hash collision
+// can hand one name's answer to another.
+type cacheKey struct {
+	name   string // lower-cased, fully qualified
+	qtype  uint16
+	qclass uint16
+	do, cd bool
+}
+
+func keyFor(q dns.Question, do, cd bool) cacheKey {
+	return cacheKey{name: strings.ToLower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: cd}
+}
+
+// cacheEntry holds an upstream answer. msg is never modified after store;
+// readers copy it before changing TTLs or the ID.
+type cacheEntry struct {
+	msg     *dns.Msg
+	stored  time.Time
+	expires time.Time
+}
+
+const cacheShards = 16
+
+// answerCache is a sharded LRU so that concurrent hits on different names
+// rarely wait on the same lock.
+type answerCache struct {
+	shards  [cacheShards]*lru.Cache[cacheKey, *cacheEntry]
+	seed    maphash.Seed
+	cfg     CacheConfig
+	now     func() time.Time
+	onEvict func(n int)
+}
+
+func newAnswerCache(cfg CacheConfig, now func() time.Time, onEvict func(int)) *answerCache {
+	if cfg.MaxEntries <= 0 {
+		return nil
+	}
+	c := &answerCache{seed: maphash.MakeSeed(), cfg: cfg, now: now, onEvict: onEvict}
+	per := max(cfg.MaxEntries/cacheShards, 1)
+	for i := range c.shards {
+		c.shards[i], _ = lru.New[cacheKey, *cacheEntry](per) // only fails for size <= 0
+	}
+	return c
+}
+
+func (c *answerCache) shard(k cacheKey) *lru.Cache[cacheKey, *cacheEntry] {
+	return c.shards[maphash.String(c.seed, k.name)%cacheShards]
+}
+
+// get returns the entry for k and whether it is still fresh. Expired
+// entries are returned too, for serve-stale; the caller decides.
+func (c *answerCache) get(k cacheKey) (e *cacheEntry, fresh bool) {
+	e, ok := c.shard(k).Get(k)
+	if !ok {
+		return nil, false
+	}
+	return e, c.now().Before(e.expires)
+}
+
+// put stores msg when it is cacheable. The cache takes ownership: the
+// caller must not modify msg afterwards. Record TTLs are clamped to the
+// configured bounds in place, so clients see what the cache enforces.
+func (c *answerCache) put(k cacheKey, msg *dns.Msg) {
+	ttl, ok := c.ttlFor(msg)
+	if !ok {
+		return
+	}
+	limit := uint32(ttl / time.Second)
+	for _, s := range [][]dns.RR{msg.Answer, msg.Ns, msg.Extra} {
+		for _, rr := range s {
+			if h := rr.Header(); h.Rrtype != dns.TypeOPT {
+				h.Ttl = max(min(h.Ttl, limit), uint32(c.cfg.MinTTL/time.Second))
+			}
+		}
+	}
+	now := c.now()
+	e := &cacheEntry{msg: msg, stored: now, expires: now.Add(ttl)}
+	if c.shard(k).Add(k, e) && c.onEvict != nil {
+		c.onEvict(1)
+	}
+}
+
+// ttlFor decides whether msg may be cached and for how long: positive
+// answers by their smallest TTL, negative ones per RFC 2308 from the SOA.
+func (c *answerCache) ttlFor(msg *dns.Msg) (time.Duration, bool) {
+	if msg.Truncated {
+		return 0, false
+	}
+	switch msg.Rcode {
+	case dns.RcodeSuccess:
+		if len(msg.Answer) == 0 {
+			return c.negativeTTL(msg)
+		}
+		return c.clamp(minTTL(msg.Answer, msg.Ns, msg.Extra)), true
+	case dns.RcodeNameError:
+		return c.negativeTTL(msg)
+	}
+	return 0, false // SERVFAIL, REFUSED and the rest are never cached
+}
+
+func (c *answerCache) negativeTTL(msg *dns.Msg) (time.Duration, bool) {
+	for _, rr := range msg.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			ttl := min(soa.Hdr.Ttl, soa.Minttl)
+			d := c.clamp(ttl)
+			return min(d, c.cfg.NegativeMaxTTL), d > 0 && c.cfg.NegativeMaxTTL > 0
+		}
+	}
+	return 0, false // no SOA: RFC 2308 says do not cache
+}
+
+func (c *answerCache) clamp(ttl uint32) time.Duration {
+	d := time.Duration(ttl) * time.Second
+	return min(max(d, c.cfg.MinTTL), c.cfg.MaxTTL)
+}
+
+func (c *answerCache) len() int {
+	n := 0
+	for _, s := range c.shards {
+		n += s.Len()
+	}
+	return n
+}
+
+func minTTL(sections ...[]dns.RR) uint32 {
+	m := uint32(1<<31 - 1)
+	for _, s := range sections {
+		for _, rr := range s {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				continue
+			}
+			m = min(m, rr.Header().Ttl)
+		}
+	}
+	return m
+}
+
+// aged returns a copy of the entry's answer with every TTL counted down by
+// the time spent in the cache; stale entries get staleTTL (RFC 8767).
+func (e *cacheEntry) aged(now time.Time, staleTTL uint32) *dns.Msg {
+	m := e.msg.Copy()
+	age := uint32(now.Sub(e.stored) / time.Second)
+	for _, s := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range s {
+			h := rr.Header()
+			if h.Rrtype == dns.TypeOPT {
+				continue
+			}
+			switch {
+			case !now.Before(e.expires):
+				h.Ttl = staleTTL
+			case h.Ttl > age:
+				h.Ttl -= age
+			default:
+				h.Ttl = 0
+			}
+		}
+	}
+	return m
+}

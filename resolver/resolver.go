@@ -1,0 +1,150 @@
+// Package resolver answers DNS queries: listeners, the query pipeline, the
+// answer cache and the blocked-answer synthesis. Upstream forwarding lives
+// in the upstream subpackage; policy is asked through the Policy interface.
+package resolver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/dnsward/dnsward/metrics"
+)
+
+// Action is what policy decided for a name.
+type Action uint8
+
+const (
+	ActionAllow   Action = iota
+	ActionBlock          // answer with a synthesized blocked answer
+	ActionMonitor        // resolve, but report "would block"
+)
+
+// Decision is policy's answer for one client and name. Answer, when set,
+// overrides the configured blocked-answer mode (RPZ rules carry their own).
+type Decision struct {
+	Action Action
+	Group  string
+	List   string
+	Rule   string
+	Answer string
+}
+
+// Policy decides per client and name. Implementations must be safe for
+// concurrent use and fast: it is asked on every query and for every CNAME
+// target of an answer.
+type Policy interface {
+	Decide(client netip.Addr, qname string) Decision
+}
+
+// Forwarder sends a query upstream and returns a validated answer.
+type Forwarder interface {
+	Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
+	Ready() bool
+}
+
+// Options carries a Resolver's dependencies.
+type Options struct {
+	Config   Config
+	Upstream Forwarder
+	Policy   Policy            // nil: nothing is blocked
+	Metrics  *metrics.Recorder // nil: nothing is recorded
+	Logger   *slog.Logger
+	Now      func() time.Time // for tests; time.Now by default
+	Timeout  time.Duration    // whole-query budget for upstream work; default 5s
+}
+
+// settings is the part of the configuration that a reload may change
+// while queries run; it is swapped whole.
+type settings struct {
+	access   []netip.Prefix
+	blocking blockedAnswers
+}
+
+// Resolver is the query pipeline plus its listeners.
+type Resolver struct {
+	cfg      Config
+	upstream Forwarder
+	policy   Policy
+	rec      *metrics.Recorder
+	log      *slog.Logger
+	now      func() time.Time
+	timeout  time.Duration
+	stale    time.Duration
+	cache    *answerCache
+	flights  singleflight.Group
+	live     atomic.Pointer[settings]
+	inflight sync.WaitGroup
+	servers  []*dns.Server
+	started  atomic.Bool
+}
+
+// New builds a resolver; call Start to open its listeners.
+func New(opts Options) (*Resolver, error) {
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Upstream == nil {
+		return nil, errors.New("resolver: no upstream forwarder")
+	}
+	r := &Resolver{
+		cfg:      opts.Config,
+		upstream: opts.Upstream,
+		policy:   opts.Policy,
+		rec:      opts.Metrics,
+		log:      opts.Logger,
+		now:      opts.Now,
+		timeout:  opts.Timeout,
+		stale:    opts.Config.Cache.ServeStale,
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.timeout <= 0 {
+		r.timeout = 5 * time.Second
+	}
+	var onEvict func(int)
+	if r.rec != nil {
+		onEvict = r.rec.CacheEvictions
+	}
+	r.cache = newAnswerCache(opts.Config.Cache, r.now, onEvict)
+	if r.rec != nil && r.cache != nil {
+		r.rec.SetCacheEntriesFunc(r.cache.len)
+	}
+	if err := r.Apply(opts.Config); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Apply switches access control and blocked-answer settings at once, for
+// a config reload. Listener and cache changes need a restart.
+func (r *Resolver) Apply(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	access, _ := parsePrefixes(cfg.Access.Allow, "access.allow") // validated above
+	r.live.Store(&settings{access: access, blocking: newBlockedAnswers(cfg.Blocking)})
+	return nil
+}
+
+// Ready reports whether the listeners are up and an upstream has answered.
+func (r *Resolver) Ready() error {
+	switch {
+	case !r.started.Load():
+		return errors.New("listeners not started")
+	case !r.upstream.Ready():
+		return errors.New("no upstream has answered yet")
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Start binds UDP and TCP on every listen address and serves in the
+// background. A bind failure closes what was opened and is returned.
+func (r *Resolver) Start() error {
+	for _, addr := range r.cfg.Listen {
+		pc, l, err := listenPair(addr)
+		if err != nil {
+			r.closeAll()
+			return err
+		}
+		r.servers = append(r.servers,
+			&dns.Server{PacketConn: pc, Handler: r, UDPSize: 65535},
+			&dns.Server{Listener: l, Handler: r,
+				ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second },
+				MaxTCPQueries: 1000})
+	}
+	for _, s := range r.servers {
+		go func() {
+			if err := s.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
+				r.log.Error("dns listener stopped", "err", err)
+			}
+		}()
+	}
+	r.started.Store(true)
+	return nil
+}
+
+// listenPair binds UDP and TCP on the same address. With port 0 the TCP
+// port must match the one UDP got, which another process may hold: then it
+// tries a few fresh ports.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		if port != "0" || attempt == 10 {
+			return nil, nil, fmt.Errorf("listen tcp %s: %w", addr, err)
+		}
+	}
+}
+
+// Addrs returns the bound UDP addresses, one per listen entry, in order.
+func (r *Resolver) Addrs() []net.Addr {
+	var out []net.Addr
+	for _, s := range r.servers {
+		if s.PacketConn != nil {
+			out = append(out, s.PacketConn.LocalAddr())
+		}
+	}
+	return out
+}
+
+// Shutdown stops accepting queries and waits for in-flight ones to be
+// answered, or for ctx to end.
+func (r *Resolver) Shutdown(ctx context.Context) error {
+	r.started.Store(false)
+	for _, s := range r.servers {
+		_ = s.ShutdownContext(ctx) // fails only for a server that never started
+	}
+	done := make(chan struct{})
+	go func() { r.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: queries still in flight: %w", ctx.Err())
+	}
+}
+
+func (r *Resolver) closeAll() {
+	for _, s := range r.servers {
+		if s.PacketConn != nil {
+			s.PacketConn.Close()
+		}
+		if s.Listener != nil {
+			s.Listener.Close()
+		}
+	}
+	r.servers = nil
+}
