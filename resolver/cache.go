@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"strings"
 	"time"
@@ -22,10 +23,13 @@ func keyFor(q dns.Question, do, cd bool) cacheKey {
 	return cacheKey{name: strings.ToLower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: cd}
 }
 
-// cacheEntry holds an upstream answer. msg is never modified after store;
-// readers copy it before changing TTLs or the ID.
+// cacheEntry holds an upstream answer in wire format (ID 0, lower-case
+// question, no OPT record), so a hit is a copy plus a few patched bytes.
+// Entries are never modified after store.
 type cacheEntry struct {
-	msg     *dns.Msg
+	wire    []byte
+	ttlOffs []uint16 // where each record's TTL sits in wire
+	cnames  []string // CNAME targets in the answer, for per-client policy checks
 	stored  time.Time
 	expires time.Time
 }
@@ -84,8 +88,12 @@ func (c *answerCache) put(k cacheKey, msg *dns.Msg) {
 			}
 		}
 	}
+	e, err := newCacheEntry(k, msg)
+	if err != nil {
+		return // not representable in wire form: answer it, just don't cache it
+	}
 	now := c.now()
-	e := &cacheEntry{msg: msg, stored: now, expires: now.Add(ttl)}
+	e.stored, e.expires = now, now.Add(ttl)
 	if c.shard(k).Add(k, e) && c.onEvict != nil {
 		c.onEvict(1)
 	}
@@ -146,26 +154,62 @@ func minTTL(sections ...[]dns.RR) uint32 {
 	return m
 }
 
-// aged returns a copy of the entry's answer with every TTL counted down by
-// the time spent in the cache; stale entries get staleTTL (RFC 8767).
-func (e *cacheEntry) aged(now time.Time, staleTTL uint32) *dns.Msg {
-	m := e.msg.Copy()
-	age := uint32(now.Sub(e.stored) / time.Second)
-	for _, s := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
-		for _, rr := range s {
-			h := rr.Header()
-			if h.Rrtype == dns.TypeOPT {
-				continue
-			}
-			switch {
-			case !now.Before(e.expires):
-				h.Ttl = staleTTL
-			case h.Ttl > age:
-				h.Ttl -= age
-			default:
-				h.Ttl = 0
-			}
+func newCacheEntry(k cacheKey, msg *dns.Msg) (*cacheEntry, error) {
+	m := *msg // shallow: only header fields and section slices change below
+	m.Id = 0
+	m.Compress = true
+	m.Question = []dns.Question{{Name: k.name, Qtype: k.qtype, Qclass: k.qclass}}
+	m.Extra = withoutOPT(append([]dns.RR(nil), msg.Extra...))
+	wire, err := m.Pack()
+	if err != nil {
+		return nil, err
+	}
+	offs, err := ttlOffsets(wire)
+	if err != nil {
+		return nil, err
+	}
+	return &cacheEntry{wire: wire, ttlOffs: offs, cnames: cnameTargets(msg)}, nil
+}
+
+func cnameTargets(m *dns.Msg) []string {
+	var out []string
+	for _, rr := range m.Answer {
+		if c, ok := rr.(*dns.CNAME); ok {
+			out = append(out, strings.ToLower(c.Target))
 		}
 	}
-	return m
+	return out
+}
+
+// appendAged appends the entry's answer to dst with every TTL counted down
+// by the time spent in the cache; past expiry (serve-stale) records get
+// staleTTL (RFC 8767).
+func (e *cacheEntry) appendAged(dst []byte, now time.Time, staleTTL uint32) []byte {
+	start := len(dst)
+	dst = append(dst, e.wire...)
+	out := dst[start:]
+	expired := !now.Before(e.expires)
+	age := uint32(now.Sub(e.stored) / time.Second)
+	for _, off := range e.ttlOffs {
+		ttl := binary.BigEndian.Uint32(out[off:])
+		switch {
+		case expired:
+			ttl = staleTTL
+		case ttl > age:
+			ttl -= age
+		default:
+			ttl = 0
+		}
+		binary.BigEndian.PutUint32(out[off:], ttl)
+	}
+	return dst
+}
+
+// aged returns the entry's answer as a message, TTLs counted down.
+func (e *cacheEntry) aged(now time.Time, staleTTL uint32) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(e.appendAged(nil, now, staleTTL)); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

@@ -37,10 +37,11 @@ func startUpstreamF(t testing.TB, zone ...string) *testUpstream {
 	for _, z := range zone {
 		u.add(t, z)
 	}
-	pc, l, err := listenPair("127.0.0.1:0")
+	conns, l, err := listenPair("127.0.0.1:0", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pc := conns[0]
 	u.addr = pc.LocalAddr().String()
 	u.servers = []*dns.Server{{PacketConn: pc, Handler: u}, {Listener: l, Handler: u}}
 	for _, s := range u.servers {

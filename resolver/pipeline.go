@@ -74,9 +74,11 @@ func (r *Resolver) resolve(req *dns.Msg, ev *metrics.QueryEvent) *dns.Msg {
 	if r.cache != nil {
 		e, fresh := r.cache.get(k)
 		if fresh {
-			r.countCache(true)
-			ev.Outcome = metrics.OutcomeCached
-			return e.aged(r.now(), 0)
+			if m, err := e.aged(r.now(), 0); err == nil {
+				r.countCache(true)
+				ev.Outcome = metrics.OutcomeCached
+				return m
+			}
 		}
 		r.countCache(false)
 		if e != nil && r.now().Sub(e.expires) < r.stale {
@@ -90,8 +92,10 @@ func (r *Resolver) resolve(req *dns.Msg, ev *metrics.QueryEvent) *dns.Msg {
 		return resp.Copy() // the shared answer belongs to the cache
 	}
 	if stale != nil {
-		ev.Outcome = metrics.OutcomeStale
-		return stale.aged(r.now(), staleTTL)
+		if m, err := stale.aged(r.now(), staleTTL); err == nil {
+			ev.Outcome = metrics.OutcomeStale
+			return m
+		}
 	}
 	r.log.Debug("upstream failed", "qname", ev.QName, "err", err)
 	ev.Outcome = metrics.OutcomeError

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -82,7 +83,9 @@ type Resolver struct {
 	flights  singleflight.Group
 	live     atomic.Pointer[settings]
 	inflight sync.WaitGroup
-	servers  []*dns.Server
+	readers  sync.WaitGroup // UDP read loops
+	udp      []*net.UDPConn
+	servers  []*dns.Server // TCP
 	started  atomic.Bool
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/miekg/dns"
@@ -14,16 +15,19 @@ import (
 // background. A bind failure closes what was opened and is returned.
 func (r *Resolver) Start() error {
 	for _, addr := range r.cfg.Listen {
-		pc, l, err := listenPair(addr)
+		conns, l, err := listenPair(addr, runtime.GOMAXPROCS(0))
 		if err != nil {
 			r.closeAll()
 			return err
 		}
-		r.servers = append(r.servers,
-			&dns.Server{PacketConn: pc, Handler: r, UDPSize: 65535},
-			&dns.Server{Listener: l, Handler: r,
-				ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second },
-				MaxTCPQueries: 1000})
+		r.udp = append(r.udp, conns...)
+		r.servers = append(r.servers, &dns.Server{Listener: l, Handler: r,
+			ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second },
+			MaxTCPQueries: 1000})
+	}
+	for _, c := range r.udp {
+		r.readers.Add(1)
+		go r.serveUDP(c)
 	}
 	for _, s := range r.servers {
 		go func() {
@@ -36,34 +40,35 @@ func (r *Resolver) Start() error {
 	return nil
 }
 
-// listenPair binds UDP and TCP on the same address. With port 0 the TCP
-// port must match the one UDP got, which another process may hold: then it
-// tries a few fresh ports.
-func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+// listenPair binds n UDP sockets and one TCP listener on the same
+// address. With port 0 the TCP port must match the one UDP got, which
+// another process may hold: then it tries a few fresh ports.
+func listenPair(addr string, n int) ([]*net.UDPConn, net.Listener, error) {
 	_, port, _ := net.SplitHostPort(addr)
 	for attempt := 0; ; attempt++ {
-		pc, err := net.ListenPacket("udp", addr)
+		conns, err := listenUDP(addr, n)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
 		}
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		l, err := net.Listen("tcp", conns[0].LocalAddr().String())
 		if err == nil {
-			return pc, l, nil
+			return conns, l, nil
 		}
-		pc.Close()
+		for _, c := range conns {
+			c.Close()
+		}
 		if port != "0" || attempt == 10 {
 			return nil, nil, fmt.Errorf("listen tcp %s: %w", addr, err)
 		}
 	}
 }
 
-// Addrs returns the bound UDP addresses, one per listen entry, in order.
+// Addrs returns the bound addresses (UDP and TCP share each port), one
+// per listen entry, in order.
 func (r *Resolver) Addrs() []net.Addr {
 	var out []net.Addr
 	for _, s := range r.servers {
-		if s.PacketConn != nil {
-			out = append(out, s.PacketConn.LocalAddr())
-		}
+		out = append(out, s.Listener.Addr())
 	}
 	return out
 }
@@ -72,6 +77,10 @@ func (r *Resolver) Addrs() []net.Addr {
 // answered, or for ctx to end.
 func (r *Resolver) Shutdown(ctx context.Context) error {
 	r.started.Store(false)
+	for _, c := range r.udp {
+		c.Close()
+	}
+	r.readers.Wait() // no new UDP work after this
 	for _, s := range r.servers {
 		_ = s.ShutdownContext(ctx) // fails only for a server that never started
 	}
@@ -86,13 +95,11 @@ func (r *Resolver) Shutdown(ctx context.Context) error {
 }
 
 func (r *Resolver) closeAll() {
-	for _, s := range r.servers {
-		if s.PacketConn != nil {
-			s.PacketConn.Close()
-		}
-		if s.Listener != nil {
-			s.Listener.Close()
-		}
+	for _, c := range r.udp {
+		c.Close()
 	}
-	r.servers = nil
+	for _, s := range r.servers {
+		s.Listener.Close()
+	}
+	r.udp, r.servers = nil, nil
 }
