@@ -138,3 +138,28 @@ func BenchmarkDecide(b *testing.B) {
 		e.Decide(client, "v16-webapp.tiktokcdn.com.")
 	}
 }
+
+// TestGuardSparesAllowOnlyLists: an exception list may name a never-block
+// apex (it blocks nothing); the same name in a block list is dropped.
+func TestGuardSparesAllowOnlyLists(t *testing.T) {
+	dir := t.TempDir()
+	tempFile(t, dir, "allow.txt", "apple.com\n")
+	tempFile(t, dir, "block.txt", "apple.com\nbad.example\n")
+	cfg := Config{
+		Lists: map[string]ListConfig{
+			"exceptions": {Sources: []string{"allow.txt"}},
+			"bad":        {Sources: []string{"block.txt"}},
+		},
+		Groups: []GroupConfig{{Name: "all", Clients: []string{"0.0.0.0/0"}, Block: []string{"bad"}, Allow: []string{"exceptions"}}},
+		Guard:  GuardConfig{NeverBlock: []string{"builtin:never-block"}},
+	}
+	e := newEngine(t, cfg, Options{BaseDir: dir})
+	expect(t, e, "10.0.0.1", "www.apple.com.", Allow, "exceptions")
+	expect(t, e, "10.0.0.1", "bad.example.", Block, "bad")
+	if st := listStatus(t, e, "exceptions"); st.Rules != 1 || st.Rejected != 0 {
+		t.Errorf("allow-only list: %d rules, %d rejected; want 1 and 0", st.Rules, st.Rejected)
+	}
+	if st := listStatus(t, e, "bad"); st.Rules != 1 || st.Rejected != 1 {
+		t.Errorf("block list: %d rules, %d rejected; want 1 and 1 (apple.com dropped)", st.Rules, st.Rejected)
+	}
+}

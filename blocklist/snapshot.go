@@ -59,6 +59,7 @@ func (e *Engine) build(cfg Config, srcs map[string]*source, fresh map[string]*Pa
 	}
 	guard := NewGuard(neverBlock)
 
+	unguarded := allowOnlySources(cfg)
 	names := sortedListNames(cfg.Lists)
 	bits := make(map[string]int, len(names))
 	kept := make(map[string][]Rule) // per source after the guard; a source may serve several lists
@@ -71,7 +72,13 @@ func (e *Engine) build(cfg Config, srcs map[string]*source, fresh map[string]*Pa
 			s := srcs[spec]
 			rules, ok := kept[spec]
 			if !ok {
-				rules = slices.Clip(guardRules(guard, s, rulesOf(s)))
+				rules = rulesOf(s)
+				if !unguarded[spec] {
+					rules = guardRules(guard, s, rules)
+				} else {
+					s.guardRej, s.guardRejN, s.indexed = nil, 0, len(rules)
+				}
+				rules = slices.Clip(rules)
 				kept[spec] = rules
 			}
 			if lists[i] == nil {
@@ -92,6 +99,35 @@ func (e *Engine) build(cfg Config, srcs map[string]*source, fresh map[string]*Pa
 	}
 	e.log.Info("blocklist index built", "lists", len(names), "rules", total, "took", time.Since(start))
 	return &snapshot{cfg: cfg, index: ix, groups: compileGroups(cfg, bits), lists: snaps, built: time.Now()}, nil
+}
+
+// allowOnlySources returns the sources whose every list is used only to
+// allow: an exception list naming apple.com blocks nothing, so the guard
+// has no reason to drop it.
+func allowOnlySources(cfg Config) map[string]bool {
+	blocking := make(map[string]bool)
+	allowing := make(map[string]bool)
+	for _, g := range cfg.Groups {
+		for _, l := range g.Block {
+			blocking[l] = true
+		}
+		for _, l := range g.Monitor {
+			blocking[l] = true
+		}
+		for _, l := range g.Allow {
+			allowing[l] = true
+		}
+	}
+	out := make(map[string]bool)
+	for name, l := range cfg.Lists {
+		for _, spec := range l.Sources {
+			if _, seen := out[spec]; !seen {
+				out[spec] = true
+			}
+			out[spec] = out[spec] && allowing[name] && !blocking[name]
+		}
+	}
+	return out
 }
 
 // guardRules drops, in place, block rules the guard refuses and records them
