@@ -48,6 +48,10 @@ type QueryEvent struct {
 	Rule      string
 	Answer    string // blocked answer mode: nxdomain, nodata, null_ip, sinkhole, refused
 	Monitored bool   // a monitor-mode list matched: resolved normally, "would block"
-	// Wire-format query and response for dnstap; may be nil.
+	// Wire-format query and response for dnstap; may be nil. Set only
+	// when Recorder.WantsWire; the recorder copies them.
 	QueryWire, ResponseWire []byte
+	// Client and listener socket addresses for dnstap; may be zero. Set
+	// only when Recorder.WantsWire (AddrPortOf converts a net.Addr).
+	ClientAddrPort, ServerAddrPort netip.AddrPort
 }

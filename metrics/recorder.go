@@ -17,6 +17,7 @@ type Options struct {
 	Version string       // dnsward_build_info{version}
 	Logger  *slog.Logger // nil: discard
 	Audit   *AuditLog    // nil: no audit log
+	Dnstap  *Dnstap      // nil: no dnstap output
 	// TopWindow is how far back the top blocked names/clients reach
 	// (default 1h, 1m..7d); TopCapacity the entries kept per time slot (default 1000).
 	TopWindow   time.Duration
@@ -24,11 +25,12 @@ type Options struct {
 }
 
 // Recorder turns resolver events into Prometheus series, the top-blocked
-// counter and the audit log. Its methods are safe for concurrent use.
+// counter, the audit log and dnstap. Its methods are safe for concurrent use.
 type Recorder struct {
-	log   *slog.Logger
-	audit *AuditLog
-	top   *TopCounter
+	log    *slog.Logger
+	audit  *AuditLog
+	dnstap *Dnstap
+	top    *TopCounter
 
 	queries   *prometheus.CounterVec
 	blocked   *prometheus.CounterVec
@@ -74,7 +76,7 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{log: opts.Logger, audit: opts.Audit, top: top, listLabels: newLabelSet(maxLabelValues)}
+	r := &Recorder{log: opts.Logger, audit: opts.Audit, dnstap: opts.Dnstap, top: top, listLabels: newLabelSet(maxLabelValues)}
 	r.queries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dnsward_queries_total", Help: "Client queries answered, by client group, query type and outcome.",
 	}, []string{"group", "qtype", "outcome"})
@@ -110,11 +112,14 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	topDropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "dnsward_top_dropped_total", Help: "Blocked queries not counted in the top names/clients because its buffer was full.",
 	}, func() float64 { return float64(top.Dropped()) })
+	dnstapDropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "dnsward_dnstap_dropped_total", Help: "dnstap messages not sent because the buffer was full, the reader was unreachable or a write failed.",
+	}, func() float64 { return float64(r.dnstap.Dropped()) })
 	r.upstreams = newUpstreamMetrics()
 	r.lists = newListMetrics()
 
 	cs := []prometheus.Collector{r.queries, r.blocked, r.monitored, responses, duration,
-		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped,
+		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped, dnstapDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	cs = append(cs, r.upstreams.collectors()...)
 	cs = append(cs, r.lists.collectors()...)
@@ -157,7 +162,8 @@ func (r *Recorder) newGroupSeries(name string) *groupSeries {
 }
 
 // Query records one answered client query. It is on the hot path: no lock
-// and no allocation once the event's group and list have been seen.
+// and no allocation once the event's group and list have been seen (with
+// dnstap on, one allocation copies the wire messages).
 func (r *Recorder) Query(ev *QueryEvent) {
 	o := ev.Outcome
 	if o >= numOutcomes {
@@ -181,7 +187,14 @@ func (r *Recorder) Query(ev *QueryEvent) {
 	if r.audit != nil && (blocked || ev.Monitored || r.audit.all) {
 		r.audit.Record(ev)
 	}
+	if r.dnstap != nil {
+		r.dnstap.record(ev)
+	}
 }
+
+// WantsWire reports whether Query uses the events' wire-format messages
+// and addresses (dnstap is on), so the resolver packs them only then.
+func (r *Recorder) WantsWire() bool { return r != nil && r.dnstap != nil }
 
 // CacheHit counts a cache lookup that found a fresh answer.
 func (r *Recorder) CacheHit() { r.cacheHits.Inc() }

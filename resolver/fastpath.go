@@ -12,8 +12,21 @@ import (
 
 // fastScratch is one UDP loop's reusable memory.
 type fastScratch struct {
-	name [256]byte
-	out  [4096]byte
+	name  [256]byte
+	out   [4096]byte
+	local netip.AddrPort // the socket's address, for dnstap
+}
+
+// recordFast hands a fast-path answer to the recorder, with the packets
+// when dnstap wants them (the recorder copies them).
+func (r *Resolver) recordFast(ev *metrics.QueryEvent, pkt, out []byte, from netip.AddrPort, s *fastScratch) {
+	ev.Rcode = int(out[3] & 0xF)
+	ev.Duration = r.now().Sub(ev.Time)
+	if r.rec.WantsWire() {
+		ev.QueryWire, ev.ResponseWire = pkt, out
+		ev.ClientAddrPort, ev.ServerAddrPort = from, s.local
+	}
+	r.rec.Query(ev)
 }
 
 // fastUDP answers the common cases — a blocked name, or an allowed name
@@ -37,7 +50,7 @@ func (r *Resolver) fastUDP(pkt []byte, from netip.AddrPort, s *fastScratch) ([]b
 		d := r.policy.Decide(client, name)
 		switch d.Action {
 		case ActionBlock:
-			return r.fastBlocked(pkt, &q, d, &ev, s)
+			return r.fastBlocked(pkt, from, &q, d, &ev, s)
 		case ActionMonitor:
 			return nil, false
 		}
@@ -78,9 +91,7 @@ func (r *Resolver) fastUDP(pkt []byte, from netip.AddrPort, s *fastScratch) ([]b
 		if r.rec.RetainsQName(&ev) {
 			ev.QName = string(q.qname)
 		}
-		ev.Rcode = int(flags & 0xF)
-		ev.Duration = r.now().Sub(ev.Time)
-		r.rec.Query(&ev)
+		r.recordFast(&ev, pkt, out, from, s)
 	}
 	return out, true
 }

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/miekg/dns"
 
@@ -107,7 +108,7 @@ func appendBlockedOPT(dst []byte, do bool, d Decision) []byte {
 }
 
 // fastBlocked answers a blocked name from the UDP loop.
-func (r *Resolver) fastBlocked(pkt []byte, q *wireQuery, d Decision, ev *metrics.QueryEvent, s *fastScratch) ([]byte, bool) {
+func (r *Resolver) fastBlocked(pkt []byte, from netip.AddrPort, q *wireQuery, d Decision, ev *metrics.QueryEvent, s *fastScratch) ([]byte, bool) {
 	live := r.live.Load()
 	out, mode, ok := appendBlocked(s.out[:0], pkt, q, d, &live.blocking)
 	if !ok {
@@ -116,9 +117,7 @@ func (r *Resolver) fastBlocked(pkt []byte, q *wireQuery, d Decision, ev *metrics
 	if r.rec != nil {
 		ev.Outcome, ev.Group, ev.List, ev.Rule, ev.Answer = metrics.OutcomeBlocked, d.Group, d.List, d.Rule, mode
 		ev.QName = string(q.qname) // kept by the top-blocked counter and the audit log
-		ev.Rcode = int(out[3] & 0xF)
-		ev.Duration = r.now().Sub(ev.Time)
-		r.rec.Query(ev)
+		r.recordFast(ev, pkt, out, from, s)
 	}
 	return out, true
 }

@@ -31,6 +31,11 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	ev.Rcode = resp.Rcode
 	ev.Duration = r.now().Sub(ev.Time)
+	if r.rec != nil && r.rec.WantsWire() {
+		ev.QueryWire, _ = req.Pack()
+		ev.ResponseWire, _ = resp.Pack()
+		ev.ClientAddrPort, ev.ServerAddrPort = metrics.AddrPortOf(w.RemoteAddr()), metrics.AddrPortOf(w.LocalAddr())
+	}
 	if r.rec != nil {
 		r.rec.Query(&ev)
 	}

@@ -161,9 +161,6 @@ func TestMalformedPacketsNeverBreakTheServer(t *testing.T) {
 func TestShutdownFinishesInFlightQueries(t *testing.T) {
 	up := startUpstream(t, testZone...)
 	srv := startResolver(t, Config{}, Options{}, up.addr)
-	if err := srv.Ready(); err == nil {
-		t.Fatalf("ready before any upstream answered")
-	}
 	ask(t, "udp", srv.addr, "a.example.", dns.TypeA, false)
 	if err := srv.Ready(); err != nil {
 		t.Fatalf("not ready after an answer: %v", err)
@@ -179,5 +176,27 @@ func TestShutdownFinishesInFlightQueries(t *testing.T) {
 	c := &dns.Client{Net: "tcp", Timeout: 500 * time.Millisecond}
 	if _, _, err := c.Exchange(new(dns.Msg).SetQuestion("a.example.", dns.TypeA), srv.addr); err == nil {
 		t.Fatalf("TCP listener still answers after shutdown")
+	}
+}
+
+// TestReadinessProbe: /readyz must turn green without client traffic (a
+// load balancer sends none until it is green), and stay red while no
+// upstream answers.
+func TestReadinessProbe(t *testing.T) {
+	up := startUpstream(t, testZone...)
+	srv := startResolver(t, Config{}, Options{}, up.addr)
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 5 s after start with a working upstream: %v", srv.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dead := startUpstream(t)
+	dead.stop()
+	down := startResolver(t, Config{}, Options{}, dead.addr)
+	time.Sleep(100 * time.Millisecond)
+	if err := down.Ready(); err == nil || !strings.Contains(err.Error(), "upstream") {
+		t.Fatalf("ready with a dead upstream (%v)", err)
 	}
 }

@@ -71,22 +71,23 @@ type settings struct {
 
 // Resolver is the query pipeline plus its listeners.
 type Resolver struct {
-	cfg      Config
-	upstream Forwarder
-	policy   Policy
-	rec      *metrics.Recorder
-	log      *slog.Logger
-	now      func() time.Time
-	timeout  time.Duration
-	stale    time.Duration
-	cache    *answerCache
-	flights  singleflight.Group
-	live     atomic.Pointer[settings]
-	inflight sync.WaitGroup
-	readers  sync.WaitGroup // UDP read loops
-	udp      []*net.UDPConn
-	servers  []*dns.Server // TCP
-	started  atomic.Bool
+	cfg       Config
+	upstream  Forwarder
+	policy    Policy
+	rec       *metrics.Recorder
+	log       *slog.Logger
+	now       func() time.Time
+	timeout   time.Duration
+	stale     time.Duration
+	cache     *answerCache
+	flights   singleflight.Group
+	live      atomic.Pointer[settings]
+	inflight  sync.WaitGroup
+	readers   sync.WaitGroup // UDP read loops
+	udp       []*net.UDPConn
+	servers   []*dns.Server // TCP
+	started   atomic.Bool
+	stopProbe context.CancelFunc
 }
 
 // New builds a resolver; call Start to open its listeners.

@@ -37,6 +37,9 @@ func (r *Resolver) Start() error {
 		}()
 	}
 	r.started.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopProbe = cancel
+	go r.probeUntilReady(ctx)
 	return nil
 }
 
@@ -77,6 +80,9 @@ func (r *Resolver) Addrs() []net.Addr {
 // answered, or for ctx to end.
 func (r *Resolver) Shutdown(ctx context.Context) error {
 	r.started.Store(false)
+	if r.stopProbe != nil {
+		r.stopProbe()
+	}
 	for _, c := range r.udp {
 		c.Close()
 	}

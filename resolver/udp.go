@@ -10,6 +10,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/dnsward/dnsward/metrics"
 )
 
 // UDP is served by our own read loops rather than miekg/dns's server: a
@@ -49,6 +51,7 @@ func (r *Resolver) serveUDP(conn *net.UDPConn) {
 	defer r.readers.Done()
 	buf := make([]byte, dns.MaxMsgSize)
 	var s fastScratch
+	s.local = metrics.AddrPortOf(conn.LocalAddr())
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {

@@ -80,6 +80,7 @@ func restartOnly(old, next *fileConfig) []string {
 		{"admin", old.Admin, next.Admin},
 		{"log", old.Log, next.Log},
 		{"state_dir", old.StateDir, next.StateDir},
+		{"dnstap", old.Dnstap, next.Dnstap},
 	} {
 		if !reflect.DeepEqual(c.old, c.next) {
 			keys = append(keys, c.key)

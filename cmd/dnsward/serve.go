@@ -56,6 +56,7 @@ type app struct {
 	log      *slog.Logger
 	rec      *metrics.Recorder
 	audit    *metrics.AuditLog
+	dnstap   *metrics.Dnstap
 	fwd      *upstream.Forwarder
 	engine   *blocklist.Engine
 	resolver *resolver.Resolver
@@ -99,7 +100,10 @@ func start(ctx context.Context, cfg *fileConfig, log *slog.Logger) (*app, error)
 			return nil, err
 		}
 	}
-	a.rec, err = metrics.New(reg, metrics.Options{Version: versionString(), Logger: log, Audit: a.audit})
+	if a.dnstap, err = metrics.NewDnstap(cfg.Dnstap, log); err != nil {
+		return nil, err
+	}
+	a.rec, err = metrics.New(reg, metrics.Options{Version: versionString(), Logger: log, Audit: a.audit, Dnstap: a.dnstap})
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +160,23 @@ func (a *app) reload(ctx context.Context) error {
 	if err := a.audit.Reopen(); err != nil { // lets logrotate-style tools move the file
 		a.log.Error("reopening the audit log failed", "err", err)
 	}
-	if a.cfg.path == "" {
-		return a.engine.Reload(ctx)
+	if a.cfg.path != "" {
+		if err := a.applyConfigFile(ctx); err != nil {
+			return err
+		}
 	}
+	// Fetch every list source again too: that is what an operator who
+	// just fixed a list expects. Sources that fail keep their last good
+	// content, so this only warns.
+	if err := a.engine.Reload(ctx); err != nil {
+		a.log.Warn("list reload: some sources kept their last good content", "err", err)
+	}
+	return nil
+}
+
+// applyConfigFile loads the config file again and switches to it, or
+// returns why not and changes nothing.
+func (a *app) applyConfigFile(ctx context.Context) error {
 	next, err := loadConfigFile(a.cfg.path, resolvConfPath)
 	if err != nil {
 		return err
@@ -167,14 +185,14 @@ func (a *app) reload(ctx context.Context) error {
 		return err
 	}
 	if err := a.resolver.Apply(next.Resolver); err != nil {
-		return err
+		return err // cannot happen: loadConfigFile validated it
 	}
 	if changed := restartOnly(a.cfg, next); len(changed) > 0 {
 		a.log.Warn("config reloaded; these settings change only at restart", "keys", strings.Join(changed, ", "))
 	} else {
 		a.log.Info("config reloaded")
 	}
-	next.Resolver.Listen, next.Upstream, next.Resolver.Cache, next.Admin, next.Log = a.cfg.Resolver.Listen, a.cfg.Upstream, a.cfg.Resolver.Cache, a.cfg.Admin, a.cfg.Log
+	next.Resolver.Listen, next.Upstream, next.Resolver.Cache, next.Admin, next.Log, next.Dnstap = a.cfg.Resolver.Listen, a.cfg.Upstream, a.cfg.Resolver.Cache, a.cfg.Admin, a.cfg.Log, a.cfg.Dnstap
 	a.cfg = next
 	return nil
 }
@@ -187,6 +205,7 @@ func (a *app) shutdown() error {
 	if a.audit != nil {
 		errs = append(errs, a.audit.Close())
 	}
+	a.dnstap.Close() // after the resolver: sends what its last queries queued
 	return errors.Join(errs...)
 }
 
