@@ -72,6 +72,22 @@ log: { level: info, format: json }
 		t.Fatalf("/readyz after an answer: %v %v", resp, err)
 	}
 
+	// SIGHUP applies an edited config: the group no longer blocks tiktok.
+	edited := strings.Replace(cfg, "block: [tiktok]", "block: []", 1)
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(lookup(t, server, "www.tiktok.com"), "192.0.2.1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not apply the edited config\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
