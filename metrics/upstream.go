@@ -92,7 +92,7 @@ func newListMetrics() *listMetrics {
 			Name: "dnsward_list_rejected_rules", Help: "Lines of the list's current version that were rejected as invalid.",
 		}, []string{"list"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dnsward_list_last_success_timestamp_seconds", Help: "Unix time of the list's last successful load.",
+			Name: "dnsward_list_last_success_timestamp_seconds", Help: "Unix time the content the list serves was last loaded or rebuilt (unchanged refetches do not move it).",
 		}, []string{"list"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dnsward_list_reloads_total", Help: "List load attempts, by list and outcome (success or failure).",
