@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/dnstap/golang-dnstap v0.4.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
+	github.com/klauspost/compress v1.20.1
 	github.com/miekg/dns v1.1.73
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

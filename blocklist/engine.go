@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,11 +67,11 @@ func NewEngine(ctx context.Context, cfg Config, opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, log: opts.Logger}
 	srcs := e.sourcesFor(cfg, nil)
-	fresh, _, _ := e.fetch(ctx, slices.Collect(maps.Values(srcs)))
+	e.fetch(ctx, slices.Collect(maps.Values(srcs)))
 	if err := listsWithoutContent(cfg, srcs); err != nil {
 		return nil, err
 	}
-	snap, err := e.build(cfg, srcs, fresh)
+	snap, err := e.build(cfg, srcs)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +79,7 @@ func NewEngine(ctx context.Context, cfg Config, opts Options) (*Engine, error) {
 	e.scheduleAll(cfg, srcs)
 	e.snap.Store(snap)
 	e.notify(e.publish(nil))
+	releaseMemory()
 	return e, nil
 }
 
@@ -86,8 +88,8 @@ func NewEngine(ctx context.Context, cfg Config, opts Options) (*Engine, error) {
 // rebuild happened anyway) or says why the rebuild failed (old snapshot kept).
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
-	fresh, _, fetchErr := e.fetch(ctx, slices.Collect(maps.Values(e.sources)))
-	snap, err := e.build(e.cfg, e.sources, fresh)
+	_, fetchErr := e.fetch(ctx, slices.Collect(maps.Values(e.sources)))
+	snap, err := e.build(e.cfg, e.sources)
 	if err == nil {
 		e.snap.Store(snap)
 	}
@@ -95,6 +97,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	changed := e.publish(nil)
 	e.mu.Unlock()
 	e.notify(changed)
+	releaseMemory()
 	if err != nil {
 		return fmt.Errorf("blocklist reload: %w; previous index kept", err)
 	}
@@ -117,11 +120,11 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 			added = append(added, s)
 		}
 	}
-	fresh, _, _ := e.fetch(ctx, added)
+	e.fetch(ctx, added)
 	err := listsWithoutContent(cfg, srcs)
 	var snap *snapshot
 	if err == nil {
-		snap, err = e.build(cfg, srcs, fresh)
+		snap, err = e.build(cfg, srcs)
 	}
 	if err != nil {
 		e.mu.Unlock()
@@ -134,6 +137,7 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	changed := e.publish(nil)
 	e.mu.Unlock()
 	e.notify(changed)
+	releaseMemory()
 	e.log.Info("blocklist: configuration applied", "lists", len(cfg.Lists), "groups", len(cfg.Groups))
 	return nil
 }
@@ -174,9 +178,9 @@ func (e *Engine) poll(ctx context.Context) {
 		e.mu.Unlock()
 		return
 	}
-	fresh, changed, _ := e.fetch(ctx, due)
+	changed, _ := e.fetch(ctx, due)
 	if changed {
-		if snap, err := e.build(e.cfg, e.sources, fresh); err != nil {
+		if snap, err := e.build(e.cfg, e.sources); err != nil {
 			e.log.Error("blocklist: rebuild failed; previous index kept", "error", err)
 		} else {
 			e.snap.Store(snap)
@@ -190,7 +194,16 @@ func (e *Engine) poll(ctx context.Context) {
 	notes := e.publish(touched)
 	e.mu.Unlock()
 	e.notify(notes)
+	if changed {
+		releaseMemory()
+	}
 }
+
+// releaseMemory hands the memory of a replaced snapshot and of a build back
+// to the OS: a 1M-rule rebuild leaves tens of MB the runtime would otherwise
+// keep for minutes, and RSS is what operators size machines by. Call it
+// after a build, off the query path and outside Engine.mu.
+func releaseMemory() { debug.FreeOSMemory() }
 
 // Lists reports every list's sources and health, in list (bit) order.
 func (e *Engine) Lists() []ListStatus {

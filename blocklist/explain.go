@@ -169,15 +169,14 @@ func explainName(q string) string {
 }
 
 // ruleLocator finds the source and line of an indexed rule by parsing the
-// list's content again, each source at most once per Explain.
+// list's content again (the index keeps no lines). It streams the parse
+// rather than keep a []Rule: explaining a match in a 1M-rule list should not
+// cost ~60 MB.
 type ruleLocator struct {
-	s      *snapshot
-	parsed map[*byte][]Rule // by content start
+	s *snapshot
 }
 
-func newRuleLocator(s *snapshot) *ruleLocator {
-	return &ruleLocator{s: s, parsed: make(map[*byte][]Rule)}
-}
+func newRuleLocator(s *snapshot) *ruleLocator { return &ruleLocator{s: s} }
 
 // find locates rule in list bit. Exceptions (KindAllow) are wanted inside
 // block and monitor lists, block-kind rules otherwise; in an allow list any
@@ -185,25 +184,37 @@ func newRuleLocator(s *snapshot) *ruleLocator {
 func (l *ruleLocator) find(bit int, rule string, role string, exception bool) *RuleRef {
 	ref := &RuleRef{Rule: rule}
 	for _, src := range l.s.lists[bit].sources {
-		if src.content.size == 0 {
-			continue
-		}
-		key := &src.content.data[0]
-		rules, ok := l.parsed[key]
-		if !ok {
-			p, _ := src.content.parse()
-			rules = p.Rules
-			l.parsed[key] = rules
-		}
-		for _, r := range rules {
-			if ruleText(r) != rule { // the index names rules "name" or "*.name"
-				continue
-			}
-			if role == "allow" || (r.Kind == KindAllow) == exception {
-				ref.Rule, ref.Source, ref.Line = ruleText(r), src.display, r.Line
-				return ref
-			}
+		f := ruleFinder{want: rule, anyKind: role == "allow", exception: exception}
+		src.content.stream(&f)
+		if f.line != 0 {
+			ref.Source, ref.Line = src.display, f.line
+			return ref
 		}
 	}
 	return ref
+}
+
+// ruleFinder is a parse sink that notes the line of the first rule spelled
+// want ("name" or "*.name", as the index names rules) of the wanted kind.
+type ruleFinder struct {
+	want      string
+	anyKind   bool
+	exception bool
+	line      int // 0 until found
+}
+
+func (f *ruleFinder) rule(name []byte, onlyBelow bool, kind RuleKind, _ RuleAnswer, line int) {
+	if f.line != 0 {
+		return
+	}
+	want := f.want
+	if onlyBelow {
+		var ok bool
+		if want, ok = strings.CutPrefix(want, "*."); !ok {
+			return
+		}
+	}
+	if want == string(name) && (f.anyKind || (kind == KindAllow) == f.exception) {
+		f.line = line
+	}
 }

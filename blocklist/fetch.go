@@ -34,14 +34,12 @@ func (e *Engine) sourcesFor(cfg Config, old map[string]*source) map[string]*sour
 	return srcs
 }
 
-// fetch updates srcs concurrently. It returns the parses of content that
-// changed (for the build to reuse), whether any content changed, and the
-// failures joined into one error.
-func (e *Engine) fetch(ctx context.Context, srcs []*source) (map[string]*Parsed, bool, error) {
+// fetch updates srcs concurrently. It returns whether any content changed
+// and the failures joined into one error.
+func (e *Engine) fetch(ctx context.Context, srcs []*source) (bool, error) {
 	type result struct {
 		s       *source
 		changed bool
-		parsed  *Parsed
 		err     error
 	}
 	results := make([]result, len(srcs))
@@ -51,24 +49,20 @@ func (e *Engine) fetch(ctx context.Context, srcs []*source) (map[string]*Parsed,
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			changed, parsed, err := e.update(ctx, s)
-			results[i] = result{s, changed, parsed, err}
+			changed, err := e.update(ctx, s)
+			results[i] = result{s, changed, err}
 		})
 	}
 	wg.Wait()
-	fresh := make(map[string]*Parsed)
 	anyChanged := false
 	var errs []error
 	for _, r := range results {
-		if r.parsed != nil {
-			fresh[r.s.spec] = r.parsed
-		}
 		anyChanged = anyChanged || r.changed
 		if r.err != nil {
 			errs = append(errs, fmt.Errorf("source %s: %w (previous content kept)", r.s.display, r.err))
 		}
 	}
-	return fresh, anyChanged, errors.Join(errs...)
+	return anyChanged, errors.Join(errs...)
 }
 
 // scheduleAll sets each URL source's refresh interval (the shortest among the

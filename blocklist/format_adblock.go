@@ -7,7 +7,15 @@ import (
 // isAdblockLine reports adblock/AdGuard syntax: anchors, exceptions,
 // separators, modifiers or regular expressions.
 func isAdblockLine(t []byte) bool {
-	return t[0] == '|' || t[0] == '@' || t[0] == '/' || bytes.ContainsAny(t, "^$")
+	if t[0] == '|' || t[0] == '@' || t[0] == '/' {
+		return true
+	}
+	for _, c := range t { // not bytes.ContainsAny: it builds a set per call, on every line
+		if c == '^' || c == '$' {
+			return true
+		}
+	}
+	return false
 }
 
 // parseAdblock accepts the domain rules "||name^" and "@@||name^"

@@ -61,8 +61,8 @@ type rpzParser struct {
 	depth       int
 }
 
-func parseRPZ(lr *lineReader) (Parsed, error) {
-	p := rpzParser{origin: "."}
+func parseRPZ(lr *lineReader, sink ruleSink) (Parsed, error) {
+	p := rpzParser{c: collector{sink: sink}, origin: "."}
 	for {
 		b, st, err := lr.next()
 		if err == io.EOF {

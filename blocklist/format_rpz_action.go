@@ -49,7 +49,7 @@ func (p *rpzParser) classify(line int, text []byte, rr dns.RR) {
 		p.c.reject(line, text, reason)
 		return
 	}
-	name, below, reason := ruleName([]byte(qname))
+	name, below, reason := p.c.name.ruleName([]byte(qname))
 	if reason != "" {
 		p.c.reject(line, text, reason+": "+qname)
 		return

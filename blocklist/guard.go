@@ -46,14 +46,20 @@ func (g *Guard) Check(r Rule) string {
 	if r.Kind != KindBlock {
 		return ""
 	}
-	if ps, _ := publicsuffix.PublicSuffix(r.Name); ps == r.Name {
-		return "public suffix " + r.Name + ": blocking it would block every domain registered under it"
+	return g.checkBlock(r.Name, r.OnlyBelow)
+}
+
+// checkBlock is Check for a block rule. It keeps no reference to name, so
+// the engine may pass a string that aliases its parse buffer.
+func (g *Guard) checkBlock(name string, onlyBelow bool) string {
+	if ps, _ := publicsuffix.PublicSuffix(name); ps == name {
+		return "public suffix " + name + ": blocking it would block every domain registered under it"
 	}
-	if nb, ok := g.covered[r.Name]; ok {
+	if nb, ok := g.covered[name]; ok {
 		switch {
-		case nb == r.Name && r.OnlyBelow:
+		case nb == name && onlyBelow:
 			return "would block every name under never-block name " + nb
-		case nb == r.Name:
+		case nb == name:
 			return "never-block name " + nb + " must not be blocked"
 		}
 		return "would block never-block name " + nb

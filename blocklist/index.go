@@ -23,14 +23,16 @@ type Hit struct {
 //   - tags: one byte per slot, 0 = empty, else 8 bits of the name's hash, so
 //     probing a miss rarely touches the arena;
 //   - slots: per slot the arena offset of the entry's length byte;
-//   - arena: per entry ["*."][name][length byte][profile id, uvarint];
-//     "*." is present when the name has OnlyBelow rules, so both rule
-//     spellings are substrings of the arena;
+//   - ids: per slot the entry's profile id, one byte while there are few;
+//   - arena: per entry ["*."][name][length byte]; "*." is present when the
+//     name has OnlyBelow rules, so both rule spellings are substrings of the
+//     arena (a few dead bytes may sit between entries);
 //   - profiles: the distinct combinations of lists, kinds and answers.
 //     Most names share a handful, so each entry only stores a small id.
 type Index struct {
 	tags     []uint8
 	slots    []uint32
+	ids      profileIDs
 	arena    string
 	profiles []profile
 	mask     uint64 // len(slots)-1
@@ -91,13 +93,14 @@ func (ix *Index) Lookup(name string, m Masks) (block, allow, monitor Hit) {
 		if i > 0 && buf[i-1] != '.' {
 			continue
 		}
-		off, ok := ix.find(buf[i:n], h)
+		slot, ok := ix.find(buf[i:n], h)
 		if !ok {
 			continue
 		}
 		// Suffixes are visited shortest first, so later hits are more
 		// specific and replace earlier ones.
-		p, l := ix.entry(off)
+		off := ix.slots[slot]
+		p, l := &ix.profiles[ix.ids.get(slot)], int(ix.arena[off])
 		ex, bl := p.exact, p.below
 		if i == 0 { // *.name rules do not match name itself
 			bl = ruleSet{}
@@ -117,8 +120,8 @@ func (ix *Index) Lookup(name string, m Masks) (block, allow, monitor Hit) {
 	return
 }
 
-// find returns the arena offset of name's length byte.
-func (ix *Index) find(name []byte, h uint64) (uint32, bool) {
+// find returns the slot of name.
+func (ix *Index) find(name []byte, h uint64) (uint64, bool) {
 	h = mixHash(h)
 	tag := hashTag(h)
 	for i := h & ix.mask; ; i = (i + 1) & ix.mask {
@@ -132,24 +135,43 @@ func (ix *Index) find(name []byte, h uint64) (uint32, bool) {
 		off := int(ix.slots[i])
 		l := int(ix.arena[off])
 		if l == len(name) && ix.arena[off-l:off] == string(name) {
-			return uint32(off), true
+			return i, true
 		}
 	}
 }
 
-// entry decodes the profile and name length of the entry at off.
-func (ix *Index) entry(off uint32) (*profile, int) {
-	l := int(ix.arena[off])
-	var id uint32
-	for i, shift := int(off)+1, 0; ; i, shift = i+1, shift+7 {
-		c := ix.arena[i]
-		id |= uint32(c&0x7f) << shift
-		if c < 0x80 {
-			break
-		}
-	}
-	return &ix.profiles[id], l
+// profileIDs holds one profile id per table slot, a byte each until an id
+// needs more.
+type profileIDs struct {
+	narrow []uint8
+	wide   []uint32 // replaces narrow once an id exceeds 255
 }
+
+func newProfileIDs(n int) profileIDs { return profileIDs{narrow: make([]uint8, n)} }
+
+func (p *profileIDs) get(i uint64) uint32 {
+	if p.wide != nil {
+		return p.wide[i]
+	}
+	return uint32(p.narrow[i])
+}
+
+func (p *profileIDs) set(i uint64, id uint32) {
+	if p.wide == nil && id > 0xff {
+		p.wide = make([]uint32, len(p.narrow))
+		for j, v := range p.narrow {
+			p.wide[j] = uint32(v)
+		}
+		p.narrow = nil
+	}
+	if p.wide != nil {
+		p.wide[i] = id
+		return
+	}
+	p.narrow[i] = uint8(id)
+}
+
+func (p *profileIDs) len() int { return max(len(p.narrow), len(p.wide)) }
 
 // hit reports the lowest list bit of lists; it names the exact rule when
 // that list has one (exactBits), else the "*.name" rule.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // maxIndexLists is the number of list bits in Masks.
@@ -22,86 +23,22 @@ func BuildIndex(lists [][]Rule) (*Index, error) {
 	for _, rules := range lists {
 		total += len(rules)
 		for i := range rules {
-			nameBytes += len(rules[i].Name)
+			nameBytes += len(rules[i].Name) + 1
 		}
 	}
 	b := newIndexBuilder(total, nameBytes)
 	for li, rules := range lists {
 		for ri := range rules {
-			if err := b.add(li, &rules[ri]); err != nil {
+			r := &rules[ri]
+			if reason := indexableName(r.Name); reason != "" {
+				return nil, fmt.Errorf("list %d line %d: rule %q: %s", li, r.Line, r.Name, reason)
+			}
+			if err := addRule(b, li, r.Name, r.OnlyBelow, r.Kind, r.Answer); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return b.finish()
-}
-
-// indexBuilder collects distinct names with their profile ids, then lays
-// out the compact index in finish.
-type indexBuilder struct {
-	seed     uint64
-	names    []byte // distinct names back to back
-	entries  []buildEntry
-	table    []uint32 // entry index + 1; 0 = empty
-	mask     uint64
-	profiles []profile
-	ids      map[profile]uint32
-	steps    map[profileStep]uint32 // memoised profile transitions
-}
-
-type buildEntry struct {
-	hash uint64 // mixed
-	off  uint32 // in names
-	prof uint32
-	len  uint8
-}
-
-// profileStep is "profile from, plus one rule": most rules repeat a few
-// steps, so profiles are interned once per distinct step, not per rule.
-type profileStep struct {
-	from   uint32
-	list   uint8
-	below  bool
-	kind   RuleKind
-	answer RuleAnswer
-}
-
-func newIndexBuilder(rules, nameBytes int) *indexBuilder {
-	size := tableSize(rules)
-	b := &indexBuilder{
-		seed:     rand.Uint64(),
-		names:    make([]byte, 0, nameBytes),
-		entries:  make([]buildEntry, 0, rules),
-		table:    make([]uint32, size),
-		mask:     uint64(size - 1),
-		profiles: []profile{{}}, // id 0: no rules yet
-		ids:      map[profile]uint32{{}: 0},
-		steps:    make(map[profileStep]uint32),
-	}
-	return b
-}
-
-// tableSize is the power of two that keeps the load at or below 3/4.
-func tableSize(n int) int {
-	size := 8
-	for size*3/4 < n {
-		size *= 2
-	}
-	return size
-}
-
-func (b *indexBuilder) add(list int, r *Rule) error {
-	if reason := indexableName(r.Name); reason != "" {
-		return fmt.Errorf("list %d line %d: rule %q: %s", list, r.Line, r.Name, reason)
-	}
-	h := b.seed
-	for i := len(r.Name) - 1; i >= 0; i-- {
-		h = hashByte(h, r.Name[i])
-	}
-	h = mixHash(h)
-	e := b.findOrInsert(r.Name, h)
-	e.prof = b.step(e.prof, profileStep{list: uint8(list), below: r.OnlyBelow, kind: r.Kind, answer: r.Answer})
-	return nil
+	return b.finish(), nil
 }
 
 // indexableName checks the canonical form that Lookup relies on.
@@ -115,19 +52,144 @@ func indexableName(name string) string {
 	return checkLabels(name)
 }
 
-func (b *indexBuilder) findOrInsert(name string, h uint64) *buildEntry {
+// indexBuilder fills the Index's own table and arena as rules arrive, so a
+// build needs no per-rule memory beyond what the index keeps. The engine
+// streams parsed rules into it; BuildIndex feeds it a []Rule.
+type indexBuilder struct {
+	seed     uint64
+	arena    []byte
+	tags     []uint8
+	slots    []uint32
+	ids      profileIDs
+	mask     uint64
+	count    int
+	profiles []profile
+	known    map[profile]uint32
+	steps    map[profileStep]uint32 // memoised profile transitions
+	last     profileStep            // the latest step, which most rules repeat
+	lastTo   uint32
+}
+
+// profileStep is "profile from, plus one rule": most rules repeat a few
+// steps, so profiles are interned once per distinct step, not per rule.
+type profileStep struct {
+	from   uint32
+	list   uint8
+	below  bool
+	kind   RuleKind
+	answer RuleAnswer
+}
+
+// newIndexBuilder sizes the table for about names names and the arena for
+// arenaBytes; both grow if the guesses are low, and finish trims them if
+// they were far too high.
+func newIndexBuilder(names, arenaBytes int) *indexBuilder {
+	size := tableSize(names)
+	return &indexBuilder{
+		seed:     rand.Uint64(),
+		arena:    make([]byte, 0, arenaBytes),
+		tags:     make([]uint8, size),
+		slots:    make([]uint32, size),
+		ids:      newProfileIDs(size),
+		mask:     uint64(size - 1),
+		profiles: []profile{{}}, // id 0: no rules yet
+		known:    map[profile]uint32{{}: 0},
+		steps:    make(map[profileStep]uint32),
+	}
+}
+
+// tableSize is the power of two that keeps the load at or below 3/4.
+func tableSize(n int) int {
+	size := 8
+	for size*3/4 < n {
+		size *= 2
+	}
+	return size
+}
+
+// addRule adds one rule with a canonical name to list's bit.
+func addRule[T string | []byte](b *indexBuilder, list int, name T, below bool, kind RuleKind, answer RuleAnswer) error {
+	if len(b.arena)+len(name)+3 > math.MaxUint32 {
+		return fmt.Errorf("index of %d names is too large", b.count)
+	}
+	slot := insertName(b, name, below)
+	b.ids.set(slot, b.step(b.ids.get(slot), profileStep{list: uint8(list), below: below, kind: kind, answer: answer}))
+	return nil
+}
+
+// insertName returns the slot of name, adding an entry if it is new. An
+// entry gets the "*." prefix with its first OnlyBelow rule; one that
+// already exists without it is written again at the arena's end.
+func insertName[T string | []byte](b *indexBuilder, name T, below bool) uint64 {
+	if (b.count+1)*4 > len(b.slots)*3 {
+		b.rehash(len(b.slots) * 2)
+	}
+	h := b.seed
+	for i := len(name) - 1; i >= 0; i-- {
+		h = hashByte(h, name[i])
+	}
+	h = mixHash(h)
+	tag := hashTag(h)
 	for i := h & b.mask; ; i = (i + 1) & b.mask {
-		slot := b.table[i]
-		if slot == 0 {
-			b.entries = append(b.entries, buildEntry{hash: h, off: uint32(len(b.names)), len: uint8(len(name))})
-			b.names = append(b.names, name...)
-			b.table[i] = uint32(len(b.entries))
-			return &b.entries[len(b.entries)-1]
+		t := b.tags[i]
+		if t == 0 {
+			b.tags[i] = tag
+			b.slots[i] = appendEntry(b, name, below)
+			b.count++
+			return i
 		}
-		e := &b.entries[slot-1]
-		if e.hash == h && string(b.names[e.off:e.off+uint32(e.len)]) == name {
-			return e
+		if t != tag {
+			continue
 		}
+		off := b.slots[i]
+		l := uint32(b.arena[off])
+		if int(l) != len(name) || string(b.arena[off-l:off]) != string(name) {
+			continue
+		}
+		if below && !b.profiles[b.ids.get(i)].hasBelow() {
+			b.slots[i] = appendEntry(b, name, true)
+		}
+		return i
+	}
+}
+
+// appendEntry writes ["*."]name[length byte] and returns the length byte's
+// offset.
+func appendEntry[T string | []byte](b *indexBuilder, name T, below bool) uint32 {
+	if below {
+		b.arena = append(b.arena, '*', '.')
+	}
+	b.arena = append(b.arena, name...)
+	off := uint32(len(b.arena))
+	b.arena = append(b.arena, byte(len(name)))
+	return off
+}
+
+// rehash moves every entry into a table of size slots.
+func (b *indexBuilder) rehash(size int) {
+	tags, slots, ids := b.tags, b.slots, b.ids
+	b.tags, b.slots, b.ids = make([]uint8, size), make([]uint32, size), newProfileIDs(size)
+	if ids.wide != nil {
+		b.ids = profileIDs{wide: make([]uint32, size)}
+	}
+	b.mask = uint64(size - 1)
+	for j, t := range tags {
+		if t == 0 {
+			continue
+		}
+		off := slots[j]
+		name := b.arena[int(off)-int(b.arena[off]) : off]
+		h := b.seed
+		for k := len(name) - 1; k >= 0; k-- {
+			h = hashByte(h, name[k])
+		}
+		h = mixHash(h)
+		i := h & b.mask
+		for b.tags[i] != 0 {
+			i = (i + 1) & b.mask
+		}
+		b.tags[i], b.slots[i] = t, off
+		b.ids.set(i, ids.get(uint64(j)))
 	}
 }
 
@@ -135,7 +197,11 @@ func (b *indexBuilder) findOrInsert(name string, h uint64) *buildEntry {
 // first block rule for a name and variant decides its answer.
 func (b *indexBuilder) step(from uint32, s profileStep) uint32 {
 	s.from = from
+	if s == b.last && b.lastTo != 0 {
+		return b.lastTo
+	}
 	if to, ok := b.steps[s]; ok {
+		b.last, b.lastTo = s, to
 		return to
 	}
 	p := b.profiles[from]
@@ -156,73 +222,38 @@ func (b *indexBuilder) step(from uint32, s profileStep) uint32 {
 			rs.nodata |= bit
 		}
 	}
-	to, ok := b.ids[p]
+	to, ok := b.known[p]
 	if !ok {
 		to = uint32(len(b.profiles))
 		b.profiles = append(b.profiles, p)
-		b.ids[p] = to
+		b.known[p] = to
 	}
 	b.steps[s] = to
+	b.last, b.lastTo = s, to
 	return to
 }
 
-// finish lays out the arena and a table sized for the distinct names.
-func (b *indexBuilder) finish() (*Index, error) {
-	arenaLen := 0
-	for i := range b.entries {
-		e := &b.entries[i]
-		arenaLen += int(e.len) + 1 + uvarintLen(e.prof)
-		if b.profiles[e.prof].hasBelow() {
-			arenaLen += 2
-		}
+// finish hands the table and arena to the Index, first shrinking a table
+// sized for many more names than arrived (comments, duplicates) and an
+// arena whose size guess was far too high. The builder must not be used
+// again: the Index's arena string shares its bytes.
+func (b *indexBuilder) finish() *Index {
+	if size := tableSize(b.count); size < len(b.slots) {
+		b.rehash(size)
 	}
-	if arenaLen > math.MaxUint32 {
-		return nil, fmt.Errorf("index of %d names needs %d bytes: too large", len(b.entries), arenaLen)
+	arena := b.arena
+	if cap(arena)-len(arena) > len(arena)/8 {
+		arena = slices.Clip(slices.Clone(arena))
 	}
-	size := tableSize(len(b.entries))
-	ix := &Index{
-		tags:     make([]uint8, size),
-		slots:    make([]uint32, size),
+	b.arena = nil
+	return &Index{
+		tags:     b.tags,
+		slots:    b.slots,
+		ids:      b.ids,
+		arena:    unsafe.String(unsafe.SliceData(arena), len(arena)), // never written again
 		profiles: slices.Clone(b.profiles),
-		mask:     uint64(size - 1),
+		mask:     b.mask,
 		seed:     b.seed,
-		count:    len(b.entries),
+		count:    b.count,
 	}
-	var arena strings.Builder
-	arena.Grow(arenaLen)
-	for i := range b.entries {
-		e := &b.entries[i]
-		if b.profiles[e.prof].hasBelow() {
-			arena.WriteString("*.")
-		}
-		arena.Write(b.names[e.off : e.off+uint32(e.len)])
-		ix.place(e.hash, uint32(arena.Len()))
-		arena.WriteByte(e.len)
-		for v := e.prof; ; v >>= 7 {
-			if v < 0x80 {
-				arena.WriteByte(byte(v))
-				break
-			}
-			arena.WriteByte(byte(v) | 0x80)
-		}
-	}
-	ix.arena = arena.String()
-	return ix, nil
-}
-
-func (ix *Index) place(h uint64, off uint32) {
-	i := h & ix.mask
-	for ix.tags[i] != 0 {
-		i = (i + 1) & ix.mask
-	}
-	ix.tags[i] = hashTag(h)
-	ix.slots[i] = off
-}
-
-func uvarintLen(v uint32) int {
-	n := 1
-	for ; v >= 0x80; v >>= 7 {
-		n++
-	}
-	return n
 }

@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 
@@ -12,79 +13,88 @@ const (
 	maxLabelLen = 63
 )
 
+// canonicalName validates a domain name and returns it lower-cased, in
+// punycode and without a trailing dot.
+func canonicalName(raw []byte) (string, string) {
+	var buf nameBuf
+	b, reason := buf.canonical(raw)
+	return string(b), reason
+}
+
+// nameBuf holds one canonical name, so the parser can hand names to a sink
+// without allocating a string per rule.
+type nameBuf [maxNameLen]byte
+
 // ruleName turns one list entry ("Name", "*.name", "bücher.example.") into
 // the canonical rule name: lower case, punycode, no trailing dot. onlyBelow
 // reports a "*." prefix. A non-empty reason means the entry is unusable.
-func ruleName(raw []byte) (name string, onlyBelow bool, reason string) {
+// The name is valid until buf is used again.
+func (buf *nameBuf) ruleName(raw []byte) (name []byte, onlyBelow bool, reason string) {
 	if len(raw) >= 2 && raw[0] == '*' && raw[1] == '.' {
 		onlyBelow = true
 		raw = raw[2:]
 		if len(raw) == 0 || string(raw) == "*" || string(raw) == "*." {
-			return "", false, "wildcard would match every name"
+			return nil, false, "wildcard would match every name"
 		}
 	} else if string(raw) == "*" || string(raw) == "*." {
-		return "", false, "bare * would match every name"
+		return nil, false, "bare * would match every name"
 	}
-	name, reason = canonicalName(raw)
+	name, reason = buf.canonical(raw)
 	return name, onlyBelow, reason
 }
 
-// canonicalName validates a domain name and returns it lower-cased, in
-// punycode and without a trailing dot. It allocates only the result.
-func canonicalName(raw []byte) (string, string) {
+// canonical is canonicalName writing into buf. Only IDN names allocate.
+func (buf *nameBuf) canonical(raw []byte) ([]byte, string) {
 	if n := len(raw); n > 0 && raw[n-1] == '.' {
 		raw = raw[:n-1]
 	}
 	if len(raw) == 0 {
-		return "", "empty name"
+		return nil, "empty name"
 	}
-	for _, c := range raw {
+	if len(raw) > maxNameLen {
+		for _, c := range raw {
+			if c >= 0x80 {
+				return idnName(string(raw))
+			}
+		}
+		return nil, "name longer than 253 characters"
+	}
+	for i, c := range raw {
 		if c >= 0x80 {
 			return idnName(string(raw))
 		}
-	}
-	if len(raw) > maxNameLen {
-		return "", "name longer than 253 characters"
-	}
-	var buf [maxNameLen]byte
-	changed := false
-	for i, c := range raw {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
-			changed = true
 		}
 		buf[i] = c
 	}
 	lower := buf[:len(raw)]
 	if reason := checkLabels(lower); reason != "" {
-		if strings.IndexByte(string(lower), ':') >= 0 {
+		if bytes.IndexByte(lower, ':') >= 0 {
 			if _, err := netip.ParseAddr(string(lower)); err == nil {
-				return "", "IPv6 address, not a domain name"
+				return nil, "IPv6 address, not a domain name"
 			}
 		}
-		return "", reason
+		return nil, reason
 	}
-	if changed {
-		return string(lower), ""
-	}
-	return string(raw), ""
+	return lower, ""
 }
 
 // idnName converts an internationalised name with the IDNA lookup profile
 // (the one resolvers and browsers use), then checks the ASCII result.
-func idnName(s string) (string, string) {
+func idnName(s string) ([]byte, string) {
 	ascii, err := idna.Lookup.ToASCII(s)
 	if err != nil {
-		return "", "invalid internationalised name: " + trimIDNAError(err.Error())
+		return nil, "invalid internationalised name: " + trimIDNAError(err.Error())
 	}
 	ascii = strings.TrimSuffix(ascii, ".")
 	if len(ascii) > maxNameLen {
-		return "", "name longer than 253 characters (in punycode)"
+		return nil, "name longer than 253 characters (in punycode)"
 	}
 	if reason := checkLabels(ascii); reason != "" {
-		return "", reason
+		return nil, reason
 	}
-	return ascii, ""
+	return []byte(ascii), ""
 }
 
 func trimIDNAError(msg string) string {

@@ -34,29 +34,63 @@ type Parsed struct {
 // are counted and the first few kept in Rejected; the error is only for
 // input that cannot be read or is not a text list at all.
 func Parse(r io.Reader) (Parsed, error) {
+	var rules ruleSlice
+	p, err := parseInto(r, &rules)
+	if err != nil {
+		return Parsed{}, err
+	}
+	p.Rules = rules
+	return p, nil
+}
+
+// ruleSink receives rules as the parser finds them. name is canonical and
+// valid only during the call, so a sink that keeps it must copy it.
+type ruleSink interface {
+	rule(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int)
+}
+
+// ruleSlice collects rules for Parse.
+type ruleSlice []Rule
+
+func (s *ruleSlice) rule(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
+	*s = append(*s, Rule{Name: string(name), OnlyBelow: onlyBelow, Kind: kind, Answer: answer, Line: line})
+}
+
+// ruleCounter only counts, for checking new content without keeping it.
+type ruleCounter int
+
+func (n *ruleCounter) rule([]byte, bool, RuleKind, RuleAnswer, int) { *n++ }
+
+// parseInto is the one parser: it streams each rule to sink and returns the
+// rest of Parsed (Rules stays nil). On error the sink may have seen rules
+// of the unusable input; callers discard them.
+func parseInto(r io.Reader, sink ruleSink) (Parsed, error) {
 	lr := newLineReader(r)
 	head, _ := lr.br.Peek(detectWindow)
 	if looksLikeRPZ(head) {
-		return parseRPZ(lr)
+		return parseRPZ(lr, sink)
 	}
-	return parseLines(lr)
+	return parseLines(lr, sink)
 }
 
-// collector accumulates rules and rejections for one source.
+// collector streams rules to a sink and accumulates rejections for one
+// source.
 type collector struct {
+	sink      ruleSink
 	p         Parsed
 	junkLines int // lines of control characters or invalid UTF-8
 	firstJunk int
 	textLines int // non-blank lines
+	name      nameBuf
 }
 
-func (c *collector) add(name string, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
-	c.p.Rules = append(c.p.Rules, Rule{Name: name, OnlyBelow: onlyBelow, Kind: kind, Answer: answer, Line: line})
+func (c *collector) add(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
+	c.sink.rule(name, onlyBelow, kind, answer, line)
 }
 
 // addName validates raw as a rule name and adds it, or rejects the line.
 func (c *collector) addName(raw []byte, kind RuleKind, line int, text []byte) {
-	name, below, reason := ruleName(raw)
+	name, below, reason := c.name.ruleName(raw)
 	if reason != "" {
 		c.reject(line, text, reason+": "+readableText(raw))
 		return
@@ -104,8 +138,8 @@ func (c *collector) finish(lines int) (Parsed, error) {
 
 // parseLines reads the line-oriented formats, choosing each line's syntax
 // by its shape, and names the source's format after the most common one.
-func parseLines(lr *lineReader) (Parsed, error) {
-	var c collector
+func parseLines(lr *lineReader, sink ruleSink) (Parsed, error) {
+	c := collector{sink: sink}
 	var counts [numLineFormats]int
 	for {
 		b, st, err := lr.next()

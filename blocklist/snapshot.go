@@ -2,7 +2,7 @@ package blocklist
 
 import (
 	"fmt"
-	"slices"
+	"runtime"
 	"time"
 )
 
@@ -32,70 +32,73 @@ type sourceSnap struct {
 	content packedContent // shared with the source; never modified
 }
 
-// build parses every source's last good content (reusing fresh parses),
-// applies the guard, indexes the lists and compiles the groups. It runs off
-// the query path with Engine.mu held; the per-source rule slices are garbage
-// once the index is built, so steady-state memory is the packed content
-// plus the index.
-func (e *Engine) build(cfg Config, srcs map[string]*source, fresh map[string]*Parsed) (*snapshot, error) {
+// build streams every source's last good content through the guard into
+// one index builder, then compiles the groups. No []Rule or per-rule string
+// is made: a source's rules go straight from the parser's buffer into the
+// index arena, so a build holds the packed contents, the old snapshot (still
+// serving) and the new index, and little else. It runs off the query path
+// with Engine.mu held.
+func (e *Engine) build(cfg Config, srcs map[string]*source) (*snapshot, error) {
 	start := time.Now()
-	rulesOf := func(s *source) []Rule {
-		if p := fresh[s.spec]; p != nil {
-			delete(fresh, s.spec) // its rules are filtered in place below; parse again if needed twice
-			return p.Rules
-		}
-		p, err := s.content.parse()
-		if err != nil { // cannot happen: the content parsed when it was accepted
-			e.log.Error("blocklist: last good content no longer parses", "source", s.display, "error", err)
-		}
-		return p.Rules
-	}
-
+	// The fetch just dropped each changed source's raw text, as big as the
+	// index about to be built: collect it first so the index reuses its
+	// memory instead of raising the peak.
+	runtime.GC()
 	var neverBlock []string
 	for _, spec := range cfg.Guard.NeverBlock {
-		for _, r := range rulesOf(srcs[spec]) {
+		p, err := srcs[spec].content.parse()
+		if err != nil { // cannot happen: the content parsed when it was accepted
+			e.log.Error("blocklist: last good content no longer parses", "source", srcs[spec].display, "error", err)
+		}
+		for _, r := range p.Rules {
 			neverBlock = append(neverBlock, r.Name)
 		}
 	}
 	guard := NewGuard(neverBlock)
 
-	unguarded := allowOnlySources(cfg)
 	names := sortedListNames(cfg.Lists)
+	if len(names) > maxIndexLists {
+		return nil, fmt.Errorf("building index: %d lists: at most %d lists can be indexed together", len(names), maxIndexLists)
+	}
+	passes := indexPasses(cfg, names)
+	lines, size, seen := 0, 0, make(map[string]bool)
+	for _, p := range passes {
+		if !seen[p.spec] {
+			seen[p.spec] = true
+			lines += srcs[p.spec].content.lines
+			size += srcs[p.spec].content.size
+		}
+	}
+	b := newIndexBuilder(lines, size+64)
+	unguarded := allowOnlySources(cfg)
+	for _, p := range passes {
+		s := srcs[p.spec]
+		sink := &indexSink{b: b, bits: p.bits, src: s}
+		if !unguarded[p.spec] {
+			sink.guard = guard
+		}
+		s.guardRej, s.guardRejN = nil, 0
+		if _, err := s.content.stream(sink); err != nil { // cannot happen, as above
+			e.log.Error("blocklist: last good content no longer parses", "source", s.display, "error", err)
+		}
+		if sink.err != nil {
+			return nil, fmt.Errorf("building index: %w", sink.err)
+		}
+		s.indexed = sink.kept
+	}
+	ix := b.finish()
+
 	bits := make(map[string]int, len(names))
-	kept := make(map[string][]Rule) // per source after the guard; a source may serve several lists
-	lists := make([][]Rule, len(names))
 	snaps := make([]listSnap, len(names))
+	total := 0
 	for i, name := range names {
 		bits[name] = i
 		snaps[i].name = name
 		for _, spec := range cfg.Lists[name].Sources {
 			s := srcs[spec]
-			rules, ok := kept[spec]
-			if !ok {
-				rules = rulesOf(s)
-				if !unguarded[spec] {
-					rules = guardRules(guard, s, rules)
-				} else {
-					s.guardRej, s.guardRejN, s.indexed = nil, 0, len(rules)
-				}
-				rules = slices.Clip(rules)
-				kept[spec] = rules
-			}
-			if lists[i] == nil {
-				lists[i] = rules // clipped: a later append copies instead of writing into a shared array
-			} else {
-				lists[i] = append(lists[i], rules...)
-			}
+			total += s.indexed
 			snaps[i].sources = append(snaps[i].sources, sourceSnap{display: s.display, content: s.content})
 		}
-	}
-	ix, err := BuildIndex(lists)
-	if err != nil {
-		return nil, fmt.Errorf("building index: %w", err)
-	}
-	total := 0
-	for _, l := range lists {
-		total += len(l)
 	}
 	e.log.Info("blocklist index built", "lists", len(names), "rules", total, "took", time.Since(start))
 	return &snapshot{cfg: cfg, index: ix, groups: compileGroups(cfg, bits), lists: snaps, built: time.Now()}, nil
@@ -127,27 +130,6 @@ func allowOnlySources(cfg Config) map[string]bool {
 			out[spec] = out[spec] && allowing[name] && !blocking[name]
 		}
 	}
-	return out
-}
-
-// guardRules drops, in place, block rules the guard refuses and records them
-// on the source for its status.
-func guardRules(g *Guard, s *source, rules []Rule) []Rule {
-	s.guardRej, s.guardRejN = nil, 0
-	out := rules[:0]
-	for _, r := range rules {
-		if r.Kind == KindBlock {
-			if reason := g.Check(r); reason != "" {
-				s.guardRejN++
-				if len(s.guardRej) < maxShownRejected {
-					s.guardRej = append(s.guardRej, Rejected{Line: r.Line, Text: ruleText(r), Reason: "guard: " + reason})
-				}
-				continue
-			}
-		}
-		out = append(out, r)
-	}
-	s.indexed = len(out)
 	return out
 }
 

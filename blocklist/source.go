@@ -108,10 +108,9 @@ type fetched struct {
 }
 
 // update reads the source once and, when the new content is acceptable, makes
-// it the last good content. It reports whether the content changed and the
-// parse of the new content (for reuse by the build). On failure the previous
-// content stays.
-func (e *Engine) update(ctx context.Context, s *source) (changed bool, parsed *Parsed, err error) {
+// it the last good content. It reports whether the content changed. On
+// failure the previous content stays.
+func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error) {
 	// A URL source without content (first fetch since start) begins from its
 	// saved copy, so an unreachable, empty or shrunken first answer is judged
 	// against that copy instead of replacing it.
@@ -139,7 +138,7 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, parsed *P
 		err = fmt.Errorf("unsupported source")
 	}
 	if err == nil {
-		changed, parsed, err = e.accept(s, f)
+		changed, err = e.accept(s, f)
 	}
 	changed = changed || fromDisk
 	if err != nil {
@@ -154,36 +153,39 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, parsed *P
 			s.outcome = "failed; no content"
 		}
 		e.log.Warn("blocklist source failed", "source", s.display, "error", err, "outcome", s.outcome, "rules", s.rules)
-		return changed, nil, err
+		return changed, err
 	}
 	s.failures = 0
 	s.lastErr = ""
 	s.lastSuccess = now
-	return changed, parsed, nil
+	return changed, nil
 }
 
-// accept applies the shrink and emptiness rules to freshly read content.
-func (e *Engine) accept(s *source, f fetched) (bool, *Parsed, error) {
+// accept applies the shrink and emptiness rules to freshly read content. It
+// parses the content only to count and check it: the build parses the kept
+// copy again, streaming it into the index, so no []Rule is ever held.
+func (e *Engine) accept(s *source, f fetched) (bool, error) {
 	if f.notModified {
 		s.outcome = "not modified"
-		return false, nil, nil
+		return false, nil
 	}
 	if s.haveContent && sha256.Sum256(f.body) == s.content.sum {
 		s.outcome = "unchanged"
 		s.etag, s.lastModified = f.etag, f.modified
-		return false, nil, nil
+		return false, nil
 	}
-	p, err := Parse(bytes.NewReader(f.body))
+	var count ruleCounter
+	p, err := parseInto(bytes.NewReader(f.body), &count)
 	if err != nil {
-		return false, nil, fmt.Errorf("parse: %w", err)
+		return false, fmt.Errorf("parse: %w", err)
 	}
-	n := len(p.Rules)
+	n := int(count)
 	if s.haveContent && s.rules > 0 {
 		if n == 0 {
-			return false, nil, fmt.Errorf("new content has no usable rules (%d lines, %d rejected); refusing to replace %d rules", p.Lines, p.RejectedCount, s.rules)
+			return false, fmt.Errorf("new content has no usable rules (%d lines, %d rejected); refusing to replace %d rules", p.Lines, p.RejectedCount, s.rules)
 		}
 		if n*2 < s.rules {
-			return false, nil, fmt.Errorf("new content has %d rules, less than half of the %d last loaded; refusing a sudden shrink", n, s.rules)
+			return false, fmt.Errorf("new content has %d rules, less than half of the %d last loaded; refusing a sudden shrink", n, s.rules)
 		}
 	}
 	s.content, s.haveContent = packContent(f.body), true
@@ -199,5 +201,5 @@ func (e *Engine) accept(s *source, f fetched) (bool, *Parsed, error) {
 		e.saveDiskCopy(s, f.body)
 	}
 	e.log.Info("blocklist source loaded", "source", s.display, "format", p.Format, "rules", n, "rejected", p.RejectedCount)
-	return true, &p, nil
+	return true, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -47,7 +48,7 @@ func readFile(path string) (fetched, error) {
 		return fetched{}, fmt.Errorf("%s is not a regular file", path)
 	}
 	stamp := fileStamp{size: fi.Size(), modTime: fi.ModTime()}
-	body, err := io.ReadAll(io.LimitReader(f, maxSourceBytes+1))
+	body, err := readAllSized(f, fi.Size())
 	if err != nil {
 		return fetched{stamp: stamp}, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -71,4 +72,26 @@ func fileChanged(s *source) bool {
 	}
 	s.statErr = ""
 	return st.size != s.stamp.size || !st.modTime.Equal(s.stamp.modTime)
+}
+
+// readAllSized reads r to the end into a buffer sized for the expected
+// length, so a 30 MB list is read without io.ReadAll's growing copies. It
+// reads at most maxSourceBytes+1 bytes.
+func readAllSized(r io.Reader, expected int64) ([]byte, error) {
+	const limit = maxSourceBytes + 1
+	buf := make([]byte, 0, min(max(expected, 0)+1, limit))
+	for len(buf) < limit {
+		if len(buf) == cap(buf) { // the file grew while being read
+			buf = slices.Grow(buf, min(len(buf), limit-len(buf)))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }

@@ -112,13 +112,14 @@ func (e *Engine) loadDiskCopy(s *source) (time.Time, bool) {
 		}
 		return time.Time{}, false
 	}
-	p, err := Parse(bytes.NewReader(f.body))
+	var count ruleCounter
+	p, err := parseInto(bytes.NewReader(f.body), &count)
 	if err != nil {
 		e.log.Warn("blocklist: saved copy of URL source does not parse", "source", s.display, "path", path, "error", err)
 		return time.Time{}, false
 	}
 	s.content, s.haveContent = packContent(f.body), true
-	s.rules, s.format = len(p.Rules), p.Format
+	s.rules, s.format = int(count), p.Format
 	s.parseRej, s.parseRejN = p.Rejected, p.RejectedCount
 	s.lastSuccess = f.stamp.modTime
 	s.outcome = "loaded the saved copy"
