@@ -37,11 +37,22 @@ func startUpstreamF(t testing.TB, zone ...string) *testUpstream {
 	for _, z := range zone {
 		u.add(t, z)
 	}
-	conns, l, err := listenPair("127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
+	var pc net.PacketConn
+	var l net.Listener
+	for range 10 { // UDP and TCP on one port: retry when TCP's side is taken
+		p, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err = net.Listen("tcp", p.LocalAddr().String()); err == nil {
+			pc = p
+			break
+		}
+		p.Close()
 	}
-	pc := conns[0]
+	if pc == nil {
+		t.Fatal("no port free for UDP and TCP")
+	}
 	u.addr = pc.LocalAddr().String()
 	u.servers = []*dns.Server{{PacketConn: pc, Handler: u}, {Listener: l, Handler: u}}
 	for _, s := range u.servers {
@@ -179,12 +190,7 @@ func startResolver(t *testing.T, cfg Config, opts Options, upstreams ...string) 
 		cfg.Cache = c
 	}
 	if opts.Upstream == nil {
-		fwd, err := upstream.New(upstream.Config{Servers: upstreams, Strategy: "failover", Timeout: 500 * time.Millisecond}, upstream.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fwd.Close() })
-		opts.Upstream = fwd
+		opts.Upstream = newTestForwarder(t, upstreams...)
 	}
 	opts.Config = cfg
 	r, err := New(opts)
@@ -232,4 +238,14 @@ func askFrom(t *testing.T, src, addr, name string, qtype uint16) *dns.Msg {
 		t.Fatalf("query from %s: %v", src, err)
 	}
 	return resp
+}
+
+func newTestForwarder(t *testing.T, upstreams ...string) *upstream.Forwarder {
+	t.Helper()
+	fwd, err := upstream.New(upstream.Config{Servers: upstreams, Strategy: "failover", Timeout: 500 * time.Millisecond}, upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Close() })
+	return fwd
 }

@@ -200,3 +200,43 @@ func TestReadinessProbe(t *testing.T) {
 		t.Fatalf("ready with a dead upstream (%v)", err)
 	}
 }
+
+// TestIPv6AndDualStackListeners: an IPv6 listener answers over UDP and
+// TCP, and [::] also serves IPv4 clients, as operators expect from "[::]:53".
+func TestIPv6AndDualStackListeners(t *testing.T) {
+	if c, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback here")
+	} else {
+		c.Close()
+	}
+	up := startUpstream(t, testZone...)
+	for _, listen := range []string{"[::1]:0", "[::]:0"} {
+		cfg := DefaultConfig()
+		cfg.Listen = []string{listen}
+		fwd := newTestForwarder(t, up.addr)
+		r, err := New(Options{Config: cfg, Upstream: fwd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(r.Addrs()[0].String())
+		targets := []string{"[::1]:" + port}
+		if listen == "[::]:0" {
+			targets = append(targets, "127.0.0.1:"+port)
+		}
+		for _, addr := range targets {
+			for _, proto := range []string{"udp", "tcp"} {
+				if resp := ask(t, proto, addr, "a.example.", dns.TypeA, false); len(resp.Answer) != 1 {
+					t.Errorf("%s via %s %s: %v", listen, proto, addr, resp)
+				}
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		cancel()
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -84,7 +83,7 @@ type Resolver struct {
 	live      atomic.Pointer[settings]
 	inflight  sync.WaitGroup
 	readers   sync.WaitGroup // UDP read loops
-	udp       []*net.UDPConn
+	udp       []udpSocket
 	servers   []*dns.Server // TCP
 	started   atomic.Bool
 	stopProbe context.CancelFunc

@@ -46,7 +46,7 @@ func (r *Resolver) Start() error {
 // listenPair binds n UDP sockets and one TCP listener on the same
 // address. With port 0 the TCP port must match the one UDP got, which
 // another process may hold: then it tries a few fresh ports.
-func listenPair(addr string, n int) ([]*net.UDPConn, net.Listener, error) {
+func listenPair(addr string, n int) ([]udpSocket, net.Listener, error) {
 	_, port, _ := net.SplitHostPort(addr)
 	for attempt := 0; ; attempt++ {
 		conns, err := listenUDP(addr, n)
@@ -58,7 +58,7 @@ func listenPair(addr string, n int) ([]*net.UDPConn, net.Listener, error) {
 			return conns, l, nil
 		}
 		for _, c := range conns {
-			c.Close()
+			c.release()
 		}
 		if port != "0" || attempt == 10 {
 			return nil, nil, fmt.Errorf("listen tcp %s: %w", addr, err)
@@ -94,6 +94,9 @@ func (r *Resolver) Shutdown(ctx context.Context) error {
 	go func() { r.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
+		for _, c := range r.udp {
+			c.release()
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("shutdown: queries still in flight: %w", ctx.Err())
@@ -102,7 +105,7 @@ func (r *Resolver) Shutdown(ctx context.Context) error {
 
 func (r *Resolver) closeAll() {
 	for _, c := range r.udp {
-		c.Close()
+		c.release()
 	}
 	for _, s := range r.servers {
 		s.Listener.Close()

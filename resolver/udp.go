@@ -1,59 +1,73 @@
 package resolver
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
-	"syscall"
+	"runtime"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 
 	"github.com/dnsward/dnsward/metrics"
 )
 
 // UDP is served by our own read loops rather than miekg/dns's server: a
-// loop answers cache hits from wire bytes without unpacking the query or
-// starting a goroutine, and hands every other packet to the full pipeline.
-// One socket per CPU with SO_REUSEPORT lets the kernel spread the load.
+// loop answers cache hits and blocked names from wire bytes without
+// unpacking the query or starting a goroutine, and hands every other
+// packet to the full pipeline. One socket per CPU with SO_REUSEPORT lets
+// the kernel spread the load.
+
+// udpSocket is one UDP socket a read loop serves.
+type udpSocket interface {
+	readFrom(buf []byte, from *netip.AddrPort) (int, error)
+	writeTo(b []byte, to netip.AddrPort) error
+	LocalAddr() net.Addr
+	Close() error // stops the reader
+	release()     // frees the socket once nothing uses it
+}
 
 // listenUDP opens n sockets bound to addr with SO_REUSEPORT. With port 0
 // the later sockets reuse the port the first one got.
-func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		})
-		return errors.Join(err, serr)
-	}}
-	var conns []*net.UDPConn
-	for i := range n {
-		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+func listenUDP(addr string, n int) ([]udpSocket, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		host, port, serr := net.SplitHostPort(addr)
+		if serr != nil || host != "" {
+			return nil, err
+		}
+		// ":53" means every address, as with Go's net.
+		if ap, err = netip.ParseAddrPort("[::]:" + port); err != nil {
+			return nil, err
+		}
+	}
+	var socks []udpSocket
+	for range n {
+		u, err := listenRawUDP(ap)
 		if err != nil {
-			for _, c := range conns {
-				c.Close()
+			for _, s := range socks {
+				s.release()
 			}
 			return nil, err
 		}
-		conns = append(conns, pc.(*net.UDPConn))
-		if i == 0 {
-			addr = pc.LocalAddr().String()
-		}
+		socks = append(socks, u)
+		ap = netip.AddrPortFrom(ap.Addr(), u.local.Port())
 	}
-	return conns, nil
+	return socks, nil
 }
 
-// serveUDP reads packets until conn is closed.
-func (r *Resolver) serveUDP(conn *net.UDPConn) {
+// serveUDP reads packets until the socket is closed, on a thread of its
+// own (see rawUDP).
+func (r *Resolver) serveUDP(u udpSocket) {
 	defer r.readers.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	buf := make([]byte, dns.MaxMsgSize)
 	var s fastScratch
-	s.local = metrics.AddrPortOf(conn.LocalAddr())
+	s.local = metrics.AddrPortOf(u.LocalAddr())
+	var from netip.AddrPort
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, err := u.readFrom(buf, &from)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -62,18 +76,18 @@ func (r *Resolver) serveUDP(conn *net.UDPConn) {
 		}
 		pkt := buf[:n]
 		if out, ok := r.fastUDP(pkt, from, &s); ok {
-			_, _ = conn.WriteToUDPAddrPort(out, from)
+			_ = u.writeTo(out, from)
 			continue
 		}
 		p := append([]byte(nil), pkt...) // buf is reused by the next read
 		r.inflight.Add(1)
-		go r.serveUDPSlow(conn, p, from)
+		go r.serveUDPSlow(u, p, from)
 	}
 }
 
 // serveUDPSlow unpacks a packet and runs the full pipeline. It applies
 // the same header checks as miekg/dns's server does for TCP.
-func (r *Resolver) serveUDPSlow(conn *net.UDPConn, pkt []byte, from netip.AddrPort) {
+func (r *Resolver) serveUDPSlow(conn udpSocket, pkt []byte, from netip.AddrPort) {
 	defer r.inflight.Done()
 	if len(pkt) < headerLen || pkt[2]&0x80 != 0 {
 		return // too short to answer, or a response: never reply to those
@@ -81,7 +95,7 @@ func (r *Resolver) serveUDPSlow(conn *net.UDPConn, pkt []byte, from netip.AddrPo
 	w := &udpWriter{conn: conn, to: from}
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil || headerRejected(pkt) {
-		_, _ = conn.WriteToUDPAddrPort(formErr(pkt), from)
+		_ = conn.writeTo(formErr(pkt), from)
 		return
 	}
 	r.ServeDNS(w, req)
@@ -107,7 +121,7 @@ func formErr(pkt []byte) []byte {
 
 // udpWriter is the dns.ResponseWriter for packets from our UDP loops.
 type udpWriter struct {
-	conn *net.UDPConn
+	conn udpSocket
 	to   netip.AddrPort
 }
 
@@ -121,8 +135,13 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 	_, err = w.Write(b)
 	return err
 }
-func (w *udpWriter) Write(b []byte) (int, error) { return w.conn.WriteToUDPAddrPort(b, w.to) }
-func (w *udpWriter) Close() error                { return nil }
-func (w *udpWriter) TsigStatus() error           { return nil }
-func (w *udpWriter) TsigTimersOnly(bool)         {}
-func (w *udpWriter) Hijack()                     {}
+func (w *udpWriter) Write(b []byte) (int, error) {
+	if err := w.conn.writeTo(b, w.to); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+func (w *udpWriter) Close() error        { return nil }
+func (w *udpWriter) TsigStatus() error   { return nil }
+func (w *udpWriter) TsigTimersOnly(bool) {}
+func (w *udpWriter) Hijack()             {}
