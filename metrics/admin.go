@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,12 @@ func NewAdmin(cfg AdminConfig, g prometheus.Gatherer, ready func() error, logger
 	})
 	a.mux.HandleFunc("GET /readyz", a.serveReady)
 	a.mux.HandleFunc("GET /v1/stats/top", a.serveTop)
+	if cfg.Pprof {
+		a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return a
 }
 

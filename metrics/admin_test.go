@@ -99,3 +99,19 @@ func TestAdminConfigValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestAdminPprofOnlyWhenAsked: the profiler is off unless admin.pprof is set.
+func TestAdminPprofOnlyWhenAsked(t *testing.T) {
+	_, base := startAdmin(t, prometheus.NewRegistry(), func() error { return nil }, nil)
+	if code, _ := httpGet(t, base+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("pprof served without admin.pprof: %d", code)
+	}
+	a := NewAdmin(AdminConfig{Listen: "127.0.0.1:0", Pprof: true}, prometheus.NewRegistry(), func() error { return nil }, nil)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	if code, body := httpGet(t, "http://"+a.Addr().String()+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof index with admin.pprof: %d", code)
+	}
+}

@@ -76,6 +76,9 @@ const DefaultAdminListen = "127.0.0.1:9153"
 type AdminConfig struct {
 	// Listen is host:port; "" turns the admin listener off.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ (off by default: it
+	// exposes internals, so keep the listener on loopback when it is on).
+	Pprof bool `yaml:"pprof"`
 }
 
 // DefaultAdminConfig returns the default admin config (127.0.0.1:9153).
