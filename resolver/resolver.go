@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Now      func() time.Time // for tests; time.Now by default
 	Timeout  time.Duration    // whole-query budget for upstream work; default 5s
+	// UDPReaders is how many SO_REUSEPORT sockets, each read by a thread
+	// of its own, serve every UDP listen address; default GOMAXPROCS.
+	UDPReaders int
 }
 
 // settings is the part of the configuration that a reload may change
@@ -70,23 +74,24 @@ type settings struct {
 
 // Resolver is the query pipeline plus its listeners.
 type Resolver struct {
-	cfg       Config
-	upstream  Forwarder
-	policy    Policy
-	rec       *metrics.Recorder
-	log       *slog.Logger
-	now       func() time.Time
-	timeout   time.Duration
-	stale     time.Duration
-	cache     *answerCache
-	flights   singleflight.Group
-	live      atomic.Pointer[settings]
-	inflight  sync.WaitGroup
-	readers   sync.WaitGroup // UDP read loops
-	udp       []udpSocket
-	servers   []*dns.Server // TCP
-	started   atomic.Bool
-	stopProbe context.CancelFunc
+	cfg        Config
+	upstream   Forwarder
+	policy     Policy
+	rec        *metrics.Recorder
+	log        *slog.Logger
+	now        func() time.Time
+	timeout    time.Duration
+	stale      time.Duration
+	udpReaders int
+	cache      *answerCache
+	flights    singleflight.Group
+	live       atomic.Pointer[settings]
+	inflight   sync.WaitGroup
+	readers    sync.WaitGroup // UDP read loops
+	udp        []udpSocket
+	servers    []*dns.Server // TCP
+	started    atomic.Bool
+	stopProbe  context.CancelFunc
 }
 
 // New builds a resolver; call Start to open its listeners.
@@ -98,14 +103,15 @@ func New(opts Options) (*Resolver, error) {
 		return nil, errors.New("resolver: no upstream forwarder")
 	}
 	r := &Resolver{
-		cfg:      opts.Config,
-		upstream: opts.Upstream,
-		policy:   opts.Policy,
-		rec:      opts.Metrics,
-		log:      opts.Logger,
-		now:      opts.Now,
-		timeout:  opts.Timeout,
-		stale:    opts.Config.Cache.ServeStale,
+		cfg:        opts.Config,
+		upstream:   opts.Upstream,
+		policy:     opts.Policy,
+		rec:        opts.Metrics,
+		log:        opts.Logger,
+		now:        opts.Now,
+		timeout:    opts.Timeout,
+		stale:      opts.Config.Cache.ServeStale,
+		udpReaders: opts.UDPReaders,
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -115,6 +121,9 @@ func New(opts Options) (*Resolver, error) {
 	}
 	if r.timeout <= 0 {
 		r.timeout = 5 * time.Second
+	}
+	if r.udpReaders <= 0 {
+		r.udpReaders = runtime.GOMAXPROCS(0)
 	}
 	var onEvict func(int)
 	if r.rec != nil {

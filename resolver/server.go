@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"time"
 
 	"github.com/miekg/dns"
@@ -15,7 +14,7 @@ import (
 // background. A bind failure closes what was opened and is returned.
 func (r *Resolver) Start() error {
 	for _, addr := range r.cfg.Listen {
-		conns, l, err := listenPair(addr, runtime.GOMAXPROCS(0))
+		conns, l, err := listenPair(addr, r.udpReaders)
 		if err != nil {
 			r.closeAll()
 			return err
