@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -238,5 +239,45 @@ func TestIPv6AndDualStackListeners(t *testing.T) {
 			t.Error(err)
 		}
 		cancel()
+	}
+}
+
+// TestPendingQueriesAreBounded: with every slot waiting on a silent
+// upstream, further queries get SERVFAIL at once instead of piling up.
+func TestPendingQueriesAreBounded(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // reads nothing, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	srv := startResolver(t, Config{}, Options{MaxPending: 2, Timeout: 2 * time.Second}, silent.LocalAddr().String())
+	conn, err := net.Dial("udp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := range 6 {
+		m := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.example.", i), dns.TypeA)
+		m.Id = uint16(100 + i)
+		wire, _ := m.Pack()
+		if _, err := conn.Write(wire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // before the 500 ms upstream timeout
+	refused := 0
+	buf := make([]byte, 512)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		var resp dns.Msg
+		if resp.Unpack(buf[:n]) == nil && resp.Rcode == dns.RcodeServerFailure {
+			refused++
+		}
+	}
+	if refused != 4 {
+		t.Fatalf("%d immediate SERVFAILs with 2 slots and 6 queries, want 4", refused)
 	}
 }

@@ -63,6 +63,9 @@ type Options struct {
 	// UDPReaders is how many SO_REUSEPORT sockets, each read by a thread
 	// of its own, serve every UDP listen address; default GOMAXPROCS.
 	UDPReaders int
+	// MaxPending bounds UDP queries waiting on the full pipeline (mostly on
+	// upstreams); past it, new ones get SERVFAIL at once. Default 10000.
+	MaxPending int
 }
 
 // settings is the part of the configuration that a reload may change
@@ -83,6 +86,7 @@ type Resolver struct {
 	timeout    time.Duration
 	stale      time.Duration
 	udpReaders int
+	slowSlots  chan struct{}
 	cache      *answerCache
 	flights    singleflight.Group
 	live       atomic.Pointer[settings]
@@ -125,6 +129,10 @@ func New(opts Options) (*Resolver, error) {
 	if r.udpReaders <= 0 {
 		r.udpReaders = runtime.GOMAXPROCS(0)
 	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 10000
+	}
+	r.slowSlots = make(chan struct{}, opts.MaxPending)
 	var onEvict func(int)
 	if r.rec != nil {
 		onEvict = r.rec.CacheEvictions

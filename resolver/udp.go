@@ -79,6 +79,15 @@ func (r *Resolver) serveUDP(u udpSocket) {
 			_ = u.writeTo(out, from)
 			continue
 		}
+		select {
+		case r.slowSlots <- struct{}{}:
+		default:
+			// Every slot waits on upstreams (a flood of unique names, or
+			// upstreams down): refuse more work rather than pile up
+			// goroutines and memory. SERVFAIL tells the stub to retry.
+			r.overloaded(u, pkt, from)
+			continue
+		}
 		p := append([]byte(nil), pkt...) // buf is reused by the next read
 		r.inflight.Add(1)
 		go r.serveUDPSlow(u, p, from)
@@ -89,6 +98,7 @@ func (r *Resolver) serveUDP(u udpSocket) {
 // the same header checks as miekg/dns's server does for TCP.
 func (r *Resolver) serveUDPSlow(conn udpSocket, pkt []byte, from netip.AddrPort) {
 	defer r.inflight.Done()
+	defer func() { <-r.slowSlots }()
 	if len(pkt) < headerLen || pkt[2]&0x80 != 0 {
 		return // too short to answer, or a response: never reply to those
 	}
@@ -101,6 +111,21 @@ func (r *Resolver) serveUDPSlow(conn udpSocket, pkt []byte, from netip.AddrPort)
 	r.ServeDNS(w, req)
 }
 
+// overloaded answers a query the slow path has no room for with a
+// header-only SERVFAIL, and counts it.
+func (r *Resolver) overloaded(u udpSocket, pkt []byte, from netip.AddrPort) {
+	if len(pkt) < headerLen || pkt[2]&0x80 != 0 {
+		return
+	}
+	out := formErr(pkt)
+	out[3] = dns.RcodeServerFailure
+	_ = u.writeTo(out, from)
+	if r.rec != nil {
+		r.rec.Query(&metrics.QueryEvent{Time: r.now(), Client: from.Addr().Unmap(), Proto: "udp",
+			Outcome: metrics.OutcomeError, Rcode: dns.RcodeServerFailure})
+	}
+}
+
 // headerRejected mirrors miekg/dns's default accept rules: one question,
 // and no more records than a query can carry.
 func headerRejected(pkt []byte) bool {
@@ -110,7 +135,8 @@ func headerRejected(pkt []byte) bool {
 	return opcode == dns.OpcodeQuery && (qd != 1 || an > 1 || ns > 1 || ar > 2)
 }
 
-// formErr is a header-only FORMERR reply echoing the query's ID and opcode.
+// formErr is a header-only FORMERR reply echoing the query's ID, opcode
+// and RD bit.
 func formErr(pkt []byte) []byte {
 	out := make([]byte, headerLen)
 	copy(out, pkt[:2])
