@@ -53,6 +53,9 @@ func defaultFileConfig() fileConfig {
 // systemUpstream in upstream.servers stands for the nameservers of resolv.conf.
 const systemUpstream = "system"
 
+// systemdResolvConf lists the upstreams systemd-resolved forwards to.
+const systemdResolvConf = "/run/systemd/resolve/resolv.conf"
+
 // loadConfigFile reads path, or the embedded default when path is "".
 func loadConfigFile(path, resolvConf string) (*fileConfig, error) {
 	data := configs.Default()
@@ -119,6 +122,13 @@ func expandSystemUpstream(c *upstream.Config, resolvConf string) error {
 			continue
 		}
 		servers, err := upstream.FromResolvConf(resolvConf)
+		if err != nil {
+			// Behind systemd-resolved, /etc/resolv.conf names only its
+			// 127.0.0.53 stub; the real upstreams are in its own file.
+			if alt, altErr := upstream.FromResolvConf(systemdResolvConf); altErr == nil {
+				servers, err = alt, nil
+			}
+		}
 		if err != nil {
 			return keyError{fmt.Sprintf("upstream.servers[%d]", i), err.Error()}
 		}
