@@ -25,7 +25,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dnsward check: -config FILE is required")
 		return 2
 	}
-	cfg, err := loadConfigFile(*path, resolvConfPath)
+	cfg, err := loadConfigFile(*path, resolvConfPaths)
 	if err != nil {
 		fmt.Fprintln(stderr, "dnsward:", err)
 		return 1

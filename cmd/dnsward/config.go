@@ -53,11 +53,13 @@ func defaultFileConfig() fileConfig {
 // systemUpstream in upstream.servers stands for the nameservers of resolv.conf.
 const systemUpstream = "system"
 
-// systemdResolvConf lists the upstreams systemd-resolved forwards to.
-const systemdResolvConf = "/run/systemd/resolve/resolv.conf"
+// resolvConfPaths are where "system" looks for nameservers. Behind
+// systemd-resolved, /etc/resolv.conf names only its 127.0.0.53 stub; the
+// upstreams it forwards to are in its own file.
+var resolvConfPaths = []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"}
 
 // loadConfigFile reads path, or the embedded default when path is "".
-func loadConfigFile(path, resolvConf string) (*fileConfig, error) {
+func loadConfigFile(path string, resolvConfs []string) (*fileConfig, error) {
 	data := configs.Default()
 	name := "embedded default config"
 	if path != "" {
@@ -67,7 +69,7 @@ func loadConfigFile(path, resolvConf string) (*fileConfig, error) {
 		}
 		name = path
 	}
-	cfg, err := parseConfig(data, name, resolvConf)
+	cfg, err := parseConfig(data, name, resolvConfs)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func loadConfigFile(path, resolvConf string) (*fileConfig, error) {
 
 // parseConfig decodes strictly and validates; every error names the file,
 // the line and the key.
-func parseConfig(data []byte, name, resolvConf string) (*fileConfig, error) {
+func parseConfig(data []byte, name string, resolvConfs []string) (*fileConfig, error) {
 	cfg := defaultFileConfig()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -91,7 +93,7 @@ func parseConfig(data []byte, name, resolvConf string) (*fileConfig, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("%s: %s", name, yamlMessage(err))
 	}
-	if err := expandSystemUpstream(&cfg.Upstream, resolvConf); err != nil {
+	if err := expandSystemUpstream(&cfg.Upstream, resolvConfs); err != nil {
 		return nil, locate(name, &root, err)
 	}
 	for _, v := range []interface{ Validate() error }{&cfg.Resolver, &cfg.Upstream, &cfg.Policy, &cfg.Admin, &cfg.Log, &cfg.Dnstap} {
@@ -114,19 +116,20 @@ func (l *logConfig) Validate() error {
 	return l.Audit.Validate()
 }
 
-func expandSystemUpstream(c *upstream.Config, resolvConf string) error {
+// expandSystemUpstream replaces "system" with the nameservers of the first
+// resolv.conf that names a usable one.
+func expandSystemUpstream(c *upstream.Config, resolvConfs []string) error {
 	var out []string
 	for i, s := range c.Servers {
 		if s != systemUpstream {
 			out = append(out, s)
 			continue
 		}
-		servers, err := upstream.FromResolvConf(resolvConf)
-		if err != nil {
-			// Behind systemd-resolved, /etc/resolv.conf names only its
-			// 127.0.0.53 stub; the real upstreams are in its own file.
-			if alt, altErr := upstream.FromResolvConf(systemdResolvConf); altErr == nil {
-				servers, err = alt, nil
+		var servers []string
+		var err error
+		for _, path := range resolvConfs {
+			if servers, err = upstream.FromResolvConf(path); err == nil {
+				break
 			}
 		}
 		if err != nil {

@@ -24,7 +24,7 @@ func TestShippedConfigsAreValid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := parseConfig(data, path, testResolvConf(t))
+		cfg, err := parseConfig(data, path, []string{testResolvConf(t)})
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
@@ -35,7 +35,7 @@ func TestShippedConfigsAreValid(t *testing.T) {
 }
 
 func TestEmbeddedDefaultUsesResolvConfWithoutLoopback(t *testing.T) {
-	cfg, err := loadConfigFile("", testResolvConf(t))
+	cfg, err := loadConfigFile("", []string{testResolvConf(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"empty file", "", `cfg.yaml: the file is empty`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(tc.yaml), "cfg.yaml", testResolvConf(t))
+			_, err := parseConfig([]byte(tc.yaml), "cfg.yaml", []string{testResolvConf(t)})
 			if err == nil {
 				t.Fatalf("accepted:\n%s", tc.yaml)
 			}
@@ -83,5 +83,27 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSystemUpstreamBehindSystemdResolved: when the first resolv.conf
+// names only a loopback stub (systemd-resolved's 127.0.0.53), "system"
+// takes the upstreams from the next file.
+func TestSystemUpstreamBehindSystemdResolved(t *testing.T) {
+	dir := t.TempDir()
+	stub := filepath.Join(dir, "resolv.conf")
+	real := filepath.Join(dir, "resolved.conf")
+	os.WriteFile(stub, []byte("nameserver 127.0.0.53\noptions edns0 trust-ad\n"), 0o644)
+	os.WriteFile(real, []byte("nameserver 192.0.2.10\nnameserver 2001:db8::10\n"), 0o644)
+	cfg, err := parseConfig([]byte("upstream:\n  servers: [system]\n"), "cfg.yaml", []string{stub, real})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Upstream.Servers, ","); !strings.Contains(got, "192.0.2.10") || strings.Contains(got, "127.0.0.53") {
+		t.Fatalf("upstreams = %q", got)
+	}
+	if _, err := parseConfig([]byte("upstream:\n  servers: [system]\n"), "cfg.yaml", []string{stub}); err == nil ||
+		!strings.Contains(err.Error(), "upstream.servers[0]") {
+		t.Fatalf("only a loopback stub: err = %v", err)
 	}
 }

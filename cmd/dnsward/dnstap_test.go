@@ -196,12 +196,12 @@ func TestDnstapConfigErrors(t *testing.T) {
 		{"upstream: {servers: [\"127.0.0.1\"]}\ndnstap:\n  buffer_size: -5\n", "x.yaml:3: dnstap.buffer_size: "},
 		{"upstream: {servers: [\"127.0.0.1\"]}\ndnstap:\n  sokcet: /run/tap.sock\n", `unknown key "sokcet"`},
 	} {
-		_, err := parseConfig([]byte(tc.yaml), "x.yaml", "/nonexistent/resolv.conf")
+		_, err := parseConfig([]byte(tc.yaml), "x.yaml", nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("config %q: error %v, want it to contain %q", tc.yaml, err, tc.want)
 		}
 	}
-	cfg, err := parseConfig([]byte("upstream: {servers: [\"127.0.0.1\"]}\ndnstap:\n  tcp: 127.0.0.1:6000\n  identity: ns1\n"), "x.yaml", "")
+	cfg, err := parseConfig([]byte("upstream: {servers: [\"127.0.0.1\"]}\ndnstap:\n  tcp: 127.0.0.1:6000\n  identity: ns1\n"), "x.yaml", nil)
 	if err != nil || cfg.Dnstap.TCP != "127.0.0.1:6000" || cfg.Dnstap.Identity != "ns1" {
 		t.Fatalf("valid dnstap config: %+v, %v", cfg, err)
 	}

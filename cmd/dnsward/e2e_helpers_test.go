@@ -78,7 +78,7 @@ func writeConfig(t *testing.T, dir, upstreamAddr, body string) string {
 // startApp runs dnsward in-process on the config at path.
 func startApp(t *testing.T, path string) *app {
 	t.Helper()
-	cfg, err := loadConfigFile(path, "/nonexistent/resolv.conf")
+	cfg, err := loadConfigFile(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dnsward explain: -client %q is not an IP address\n", *client)
 		return 2
 	}
-	cfg, err := loadConfigFile(*path, resolvConfPath)
+	cfg, err := loadConfigFile(*path, resolvConfPaths)
 	if err != nil {
 		fmt.Fprintln(stderr, "dnsward:", err)
 		return 1

@@ -23,8 +23,6 @@ import (
 	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
-const resolvConfPath = "/etc/resolv.conf"
-
 func serveCmd(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -32,7 +30,7 @@ func serveCmd(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfigFile(*path, resolvConfPath)
+	cfg, err := loadConfigFile(*path, resolvConfPaths)
 	if err != nil {
 		fmt.Fprintln(stderr, "dnsward:", err)
 		return 1
@@ -193,7 +191,7 @@ func (a *app) reload(ctx context.Context) error {
 // applyConfigFile loads the config file again and switches to it, or
 // returns why not and changes nothing.
 func (a *app) applyConfigFile(ctx context.Context) error {
-	next, err := loadConfigFile(a.cfg.path, resolvConfPath)
+	next, err := loadConfigFile(a.cfg.path, resolvConfPaths)
 	if err != nil {
 		return err
 	}
