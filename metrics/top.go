@@ -30,7 +30,7 @@ const (
 // Observe never blocks: events go through a buffered channel drained by
 // the goroutine Start runs; when it is full, events are dropped and counted.
 type TopCounter struct {
-	in       chan topEvent
+	in       chan topQueued
 	dropped  atomic.Uint64
 	window   time.Duration
 	slotDur  time.Duration
@@ -53,6 +53,17 @@ type topSlot struct {
 
 type topEvent struct {
 	name      string
+	client    netip.Addr
+	at        time.Time
+	monitored bool
+}
+
+// topQueued is a topEvent on its way to the drainer. The name travels as
+// bytes in the queue's own memory, so observing never allocates and the
+// caller's string may be a borrowed view (the resolver's fast path).
+type topQueued struct {
+	name      [255]byte
+	nameLen   uint8
 	client    netip.Addr
 	at        time.Time
 	monitored bool
@@ -82,7 +93,7 @@ func NewTopCounter(window time.Duration, capacity int) (*TopCounter, error) {
 		return nil, fmt.Errorf("metrics: top capacity %d out of range: must be 1 to %d", capacity, maxTopCapacity)
 	}
 	return &TopCounter{
-		in:       make(chan topEvent, topQueueLen),
+		in:       make(chan topQueued, topQueueLen),
 		window:   window,
 		slotDur:  window / topSlots,
 		capacity: capacity,
@@ -101,7 +112,7 @@ func (t *TopCounter) Dropped() uint64 { return t.dropped.Load() }
 // for name and client. It never blocks; a zero at means now.
 func (t *TopCounter) Observe(name string, client netip.Addr, monitored bool, at time.Time) {
 	select {
-	case t.in <- topEvent{name: name, client: client, at: at, monitored: monitored}:
+	case t.in <- queuedEvent(name, client, at, monitored):
 	default:
 		t.dropped.Add(1)
 	}
@@ -160,18 +171,24 @@ func (t *TopCounter) run(ctx context.Context) {
 // topBatchPause is how long the counter rests between batches.
 const topBatchPause = 20 * time.Millisecond
 
-func (t *TopCounter) handle(ev topEvent) {
-	if ev.synced != nil {
-		close(ev.synced)
+func queuedEvent(name string, client netip.Addr, at time.Time, monitored bool) topQueued {
+	q := topQueued{client: client, at: at, monitored: monitored}
+	q.nameLen = uint8(copy(q.name[:], name))
+	return q
+}
+
+func (t *TopCounter) handle(q topQueued) {
+	if q.synced != nil {
+		close(q.synced)
 		return
 	}
-	t.add(ev)
+	t.add(topEvent{name: string(q.name[:q.nameLen]), client: q.client, at: q.at, monitored: q.monitored})
 }
 
 // sync waits until every event observed before the call has been counted.
 func (t *TopCounter) sync() {
 	c := make(chan struct{})
-	t.in <- topEvent{synced: c}
+	t.in <- topQueued{synced: c}
 	<-c
 }
 

@@ -3,6 +3,7 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
+	"unsafe"
 
 	"github.com/miekg/dns"
 
@@ -116,7 +117,10 @@ func (r *Resolver) fastBlocked(pkt []byte, from netip.AddrPort, q *wireQuery, d 
 	}
 	if r.rec != nil {
 		ev.Outcome, ev.Group, ev.List, ev.Rule, ev.Answer = metrics.OutcomeBlocked, d.Group, d.List, d.Rule, mode
-		ev.QName = string(q.qname) // kept by the top-blocked counter and the audit log
+		ev.QName = unsafe.String(&q.qname[0], len(q.qname))
+		if r.rec.RetainsQName(ev) { // the audit log keeps it
+			ev.QName = string(q.qname)
+		}
 		r.recordFast(ev, pkt, out, from, s)
 	}
 	return out, true

@@ -129,7 +129,18 @@ func TestFastPathDoesNotAllocate(t *testing.T) {
 		}
 	})
 	if allocs != 0 {
-		t.Fatalf("fast path allocates %.1f times per query", allocs)
+		t.Fatalf("fast path allocates %.1f times per cached answer", allocs)
+	}
+	blocked := new(dns.Msg).SetQuestion("www.tiktok.com.", dns.TypeA)
+	blocked.SetEdns0(1232, false)
+	bpkt, _ := blocked.Pack()
+	allocs = testing.AllocsPerRun(200, func() {
+		if _, ok := srv.fastUDP(bpkt, from, &s); !ok {
+			t.Fatal("fast path not taken for a blocked name")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("fast path allocates %.1f times per blocked answer", allocs)
 	}
 }
 
