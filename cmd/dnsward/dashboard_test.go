@@ -310,15 +310,7 @@ func startServfailZone(t *testing.T) string {
 		}
 		z.ServeDNS(w, req)
 	})
-	pc, l := listenUDPAndTCP(t)
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go s.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	return serveOnLoopback(t, h)
 }
 
 // traffic sends rounds of queries until halted (at most 60s, 2000 rounds):

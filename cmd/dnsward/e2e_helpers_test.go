@@ -27,16 +27,23 @@ type zoneServer struct {
 func startZoneServer(t *testing.T, cnames map[string]string) *zoneServer {
 	t.Helper()
 	z := &zoneServer{cnames: cnames}
+	z.addr = serveOnLoopback(t, z)
+	return z
+}
+
+// serveOnLoopback runs h on one loopback port for UDP and TCP until the
+// test ends, and returns the address.
+func serveOnLoopback(t *testing.T, h dns.Handler) string {
+	t.Helper()
 	pc, l := listenUDPAndTCP(t)
-	z.addr = pc.LocalAddr().String()
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: z}, {Listener: l, Handler: z}} {
+	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
 		started := make(chan struct{})
 		s.NotifyStartedFunc = func() { close(started) }
 		go s.ActivateAndServe()
 		<-started
 		t.Cleanup(func() { _ = s.Shutdown() })
 	}
-	return z
+	return pc.LocalAddr().String()
 }
 
 func (z *zoneServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
