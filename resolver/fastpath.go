@@ -39,7 +39,8 @@ func (r *Resolver) fastUDP(pkt []byte, from netip.AddrPort, s *fastScratch) ([]b
 		return nil, false
 	}
 	client := from.Addr().Unmap()
-	if !allowed(r.live.Load().access, client) {
+	live := r.live.Load()
+	if !allowed(live.access, client) {
 		return nil, false
 	}
 	// The name is only borrowed from scratch space for lookups that do not
@@ -50,7 +51,7 @@ func (r *Resolver) fastUDP(pkt []byte, from netip.AddrPort, s *fastScratch) ([]b
 		d := r.policy.Decide(client, name)
 		switch d.Action {
 		case ActionBlock:
-			return r.fastBlocked(pkt, from, &q, d, &ev, s)
+			return r.fastBlocked(pkt, from, &q, d, live, &ev, s)
 		case ActionMonitor:
 			return nil, false
 		}

@@ -109,8 +109,7 @@ func appendBlockedOPT(dst []byte, do bool, d Decision) []byte {
 }
 
 // fastBlocked answers a blocked name from the UDP loop.
-func (r *Resolver) fastBlocked(pkt []byte, from netip.AddrPort, q *wireQuery, d Decision, ev *metrics.QueryEvent, s *fastScratch) ([]byte, bool) {
-	live := r.live.Load()
+func (r *Resolver) fastBlocked(pkt []byte, from netip.AddrPort, q *wireQuery, d Decision, live *settings, ev *metrics.QueryEvent, s *fastScratch) ([]byte, bool) {
 	out, mode, ok := appendBlocked(s.out[:0], pkt, q, d, &live.blocking)
 	if !ok {
 		return nil, false
