@@ -94,7 +94,7 @@ func startApp(t *testing.T, path string) *app {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	a, err := start(ctx, cfg, log)
+	a, err := start(ctx, cfg, log, 0)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
