@@ -72,13 +72,14 @@ func (c *answerCache) get(k cacheKey) (e *cacheEntry, fresh bool) {
 	return e, c.now().Before(e.expires)
 }
 
-// put stores msg when it is cacheable. The cache takes ownership: the
-// caller must not modify msg afterwards. Record TTLs are clamped to the
-// configured bounds in place, so clients see what the cache enforces.
-func (c *answerCache) put(k cacheKey, msg *dns.Msg) {
+// put stores msg when it is cacheable and returns the stored entry (nil
+// when it is not). The cache takes ownership: the caller must not modify
+// msg afterwards. Record TTLs are clamped to the configured bounds in
+// place, so clients see what the cache enforces.
+func (c *answerCache) put(k cacheKey, msg *dns.Msg) *cacheEntry {
 	ttl, ok := c.ttlFor(msg)
 	if !ok {
-		return
+		return nil
 	}
 	limit := uint32(ttl / time.Second)
 	for _, s := range [][]dns.RR{msg.Answer, msg.Ns, msg.Extra} {
@@ -90,13 +91,14 @@ func (c *answerCache) put(k cacheKey, msg *dns.Msg) {
 	}
 	e, err := newCacheEntry(k, msg)
 	if err != nil {
-		return // not representable in wire form: answer it, just don't cache it
+		return nil // not representable in wire form: answer it, just don't cache it
 	}
 	now := c.now()
 	e.stored, e.expires = now, now.Add(ttl)
 	if c.shard(k).Add(k, e) && c.onEvict != nil {
 		c.onEvict(1)
 	}
+	return e
 }
 
 // ttlFor decides whether msg may be cached and for how long: positive

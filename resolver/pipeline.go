@@ -111,9 +111,10 @@ func (r *Resolver) forward(k cacheKey, q dns.Question, do, cd bool) (*dns.Msg, e
 	flight := k.name + "/" + strconv.Itoa(int(k.qtype)) + "/" + strconv.Itoa(int(k.qclass)) +
 		"/" + strconv.FormatBool(do) + strconv.FormatBool(cd)
 	v, err, _ := r.flights.Do(flight, func() (any, error) {
-		up := new(dns.Msg)
-		up.SetQuestion(k.name, q.Qtype)
-		up.Question[0].Qclass = q.Qclass
+		// Not SetQuestion: it draws an ID from crypto/rand, a system call
+		// per miss, and the forwarder sets its own random ID anyway.
+		up := &dns.Msg{Question: []dns.Question{{Name: k.name, Qtype: q.Qtype, Qclass: q.Qclass}}}
+		up.RecursionDesired = true
 		up.CheckingDisabled = cd
 		up.SetEdns0(ourUDPSize, do)
 		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)

@@ -87,6 +87,7 @@ type Resolver struct {
 	stale      time.Duration
 	udpReaders int
 	slowSlots  chan struct{}
+	workers    *workerPool // run what the fast path cannot answer
 	cache      *answerCache
 	flights    singleflight.Group
 	live       atomic.Pointer[settings]
@@ -133,6 +134,7 @@ func New(opts Options) (*Resolver, error) {
 		opts.MaxPending = 10000
 	}
 	r.slowSlots = make(chan struct{}, opts.MaxPending)
+	r.workers = newWorkerPool(func(p slowPacket) { r.serveUDPSlow(p.conn, p.pkt, p.from) })
 	var onEvict func(int)
 	if r.rec != nil {
 		onEvict = r.rec.CacheEvictions

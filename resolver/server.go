@@ -86,6 +86,7 @@ func (r *Resolver) Shutdown(ctx context.Context) error {
 		c.Close()
 	}
 	r.readers.Wait() // no new UDP work after this
+	r.workers.stop()
 	for _, s := range r.servers {
 		_ = s.ShutdownContext(ctx) // fails only for a server that never started
 	}

@@ -57,16 +57,33 @@ func listenUDP(addr string, n int) ([]udpSocket, error) {
 }
 
 // serveUDP reads packets until the socket is closed, on a thread of its
-// own (see rawUDP).
+// own (see rawUDP). While the loop has upstream queries of its own in
+// flight (see directLoop) it waits in epoll for clients and replies alike;
+// otherwise it blocks in recvfrom.
 func (r *Resolver) serveUDP(u udpSocket) {
 	defer r.readers.Done()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	buf := make([]byte, dns.MaxMsgSize)
-	var s fastScratch
-	s.local = metrics.AddrPortOf(u.LocalAddr())
+	s := &fastScratch{local: metrics.AddrPortOf(u.LocalAddr())}
+	d := r.newDirectLoop(u)
+	if d != nil {
+		defer d.close()
+	}
 	var from netip.AddrPort
 	for {
+		if d != nil && d.busy() {
+			if d.poll(s) {
+				for range directReadBatch {
+					n, err := d.sock.readNow(buf, &from)
+					if err != nil {
+						break // nothing more queued, or closed
+					}
+					r.handlePacket(u, buf[:n], from, s, d)
+				}
+			}
+			continue
+		}
 		n, err := u.readFrom(buf, &from)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -74,24 +91,37 @@ func (r *Resolver) serveUDP(u udpSocket) {
 			}
 			continue // e.g. ICMP-induced errors: the socket is still good
 		}
-		pkt := buf[:n]
-		if out, ok := r.fastUDP(pkt, from, &s); ok {
-			_ = u.writeTo(out, from)
-			continue
-		}
-		select {
-		case r.slowSlots <- struct{}{}:
-		default:
-			// Every slot waits on upstreams (a flood of unique names, or
-			// upstreams down): refuse more work rather than pile up
-			// goroutines and memory. SERVFAIL tells the stub to retry.
-			r.overloaded(u, pkt, from)
-			continue
-		}
-		p := append([]byte(nil), pkt...) // buf is reused by the next read
-		r.inflight.Add(1)
-		go r.serveUDPSlow(u, p, from)
+		r.handlePacket(u, buf[:n], from, s, d)
 	}
+}
+
+// handlePacket answers from the fast path, sends a miss upstream from the
+// loop, or hands the packet to the full pipeline.
+func (r *Resolver) handlePacket(u udpSocket, pkt []byte, from netip.AddrPort, s *fastScratch, d *directLoop) {
+	if out, ok := r.fastUDP(pkt, from, s); ok {
+		_ = u.writeTo(out, from)
+		return
+	}
+	if s.miss && d != nil && d.send(pkt, from, s) {
+		return
+	}
+	r.toSlow(u, pkt, from)
+}
+
+// toSlow runs pkt through the full pipeline on a worker.
+func (r *Resolver) toSlow(u udpSocket, pkt []byte, from netip.AddrPort) {
+	select {
+	case r.slowSlots <- struct{}{}:
+	default:
+		// Every slot waits on upstreams (a flood of unique names, or
+		// upstreams down): refuse more work rather than pile up
+		// goroutines and memory. SERVFAIL tells the stub to retry.
+		r.overloaded(u, pkt, from)
+		return
+	}
+	r.inflight.Add(1)
+	// pkt may be the read loop's buffer: the worker gets a copy.
+	r.workers.dispatch(slowPacket{conn: u, pkt: append([]byte(nil), pkt...), from: from})
 }
 
 // serveUDPSlow unpacks a packet and runs the full pipeline. It applies

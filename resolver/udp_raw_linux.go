@@ -118,6 +118,30 @@ func (u *rawUDP) readFrom(buf []byte, from *netip.AddrPort) (int, error) {
 	}
 }
 
+// readNow reads a packet that is already queued; it fails with EAGAIN
+// when none is, and with net.ErrClosed once the socket is closed.
+func (u *rawUDP) readNow(buf []byte, from *netip.AddrPort) (int, error) {
+	var rsa unix.RawSockaddrInet6
+	for {
+		rsaLen := uint32(unsafe.Sizeof(rsa))
+		if u.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(u.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&rsaLen)))
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno != 0:
+			return 0, errno
+		case n == 0:
+			continue // an empty datagram: nothing to answer
+		}
+		*from = rawToAddrPort(&rsa)
+		return int(n), nil
+	}
+}
+
 // writeTo sends one datagram; safe from any goroutine.
 func (u *rawUDP) writeTo(b []byte, to netip.AddrPort) error {
 	if len(b) == 0 {

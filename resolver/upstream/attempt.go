@@ -116,12 +116,18 @@ func (f *Forwarder) attempt(ctx context.Context, u *upstream, budget time.Time, 
 	if r.err != nil {
 		r.err = fmt.Errorf("%s: %w", u.name, r.err)
 	}
+	// A timeout cut short by the caller's deadline says nothing about u.
+	hadBudget := deadline.Sub(start) >= f.timeout*9/10
+	f.account(u, r, elapsed, hadBudget)
+	return r
+}
+
+// account records one attempt's outcome: metrics, readiness and health.
+func (f *Forwarder) account(u *upstream, r result, elapsed time.Duration, hadBudget bool) {
 	f.obs.UpstreamResult(u.name, r.outcome, elapsed)
 	if r.outcome == OutcomeSuccess {
 		f.ready.Store(true)
 	}
-	// A timeout cut short by the caller's deadline says nothing about u.
-	hadBudget := deadline.Sub(start) >= f.timeout*9/10
 	if changed, up := u.record(effectOf(r, hadBudget), elapsed, time.Now(), f.nextProbeWait()); changed {
 		f.obs.UpstreamUp(u.name, up)
 		if up {
@@ -131,7 +137,6 @@ func (f *Forwarder) attempt(ctx context.Context, u *upstream, budget time.Time, 
 				"upstream", u.name, "consecutive_failures", downAfter, "last_error", r.err)
 		}
 	}
-	return r
 }
 
 func classify(ctx context.Context, msg *dns.Msg, err error) result {

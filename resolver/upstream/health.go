@@ -48,6 +48,14 @@ func (u *upstream) probeState(now time.Time, interval time.Duration) (down, prob
 	return true, true
 }
 
+// downState reports whether u is down and whether its re-probe is due,
+// without claiming the probe.
+func (u *upstream) downState(now time.Time) (down, due bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.down, u.down && !now.Before(u.nextProbe)
+}
+
 // record applies one attempt's effect and reports an up/down transition.
 func (u *upstream) record(effect healthEffect, d time.Duration, now time.Time, interval time.Duration) (changed, up bool) {
 	u.mu.Lock()

@@ -27,13 +27,13 @@ type transport interface {
 // udpTransport sends each query from a fresh socket (random source port) and
 // retries over TCP to the same server when the reply is truncated.
 type udpTransport struct {
-	addr *net.UDPAddr
+	addr netip.AddrPort
 	tcp  *streamTransport
 	bufs sync.Pool
 }
 
 func newUDPTransport(addr string, tcp *streamTransport) *udpTransport {
-	t := &udpTransport{addr: net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)), tcp: tcp}
+	t := &udpTransport{addr: netip.MustParseAddrPort(addr), tcp: tcp}
 	t.bufs.New = func() any { b := make([]byte, udpReadSize); return &b }
 	return t
 }
@@ -47,7 +47,7 @@ func (t *udpTransport) exchange(ctx context.Context, deadline time.Time, wire []
 }
 
 func (t *udpTransport) exchangeUDP(ctx context.Context, deadline time.Time, wire []byte, q dns.Question) (*dns.Msg, error) {
-	conn, err := net.DialUDP("udp", nil, t.addr)
+	conn, err := dialFreshUDP(t.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -59,16 +59,13 @@ func (t *udpTransport) exchangeUDP(ctx context.Context, deadline time.Time, wire
 	defer stop()
 
 	out, id := withID(wire)
-	if _, err := conn.Write(out); err != nil {
-		return nil, err
-	}
 	bufp := t.bufs.Get().(*[]byte)
 	defer t.bufs.Put(bufp)
+	n, err := conn.sendAndRead(out, *bufp)
 	// Replies with the wrong ID or question may be spoofed: drop them and keep
 	// listening for the real one until the deadline.
 	var rejected error
-	for {
-		n, err := conn.Read(*bufp)
+	for ; ; n, err = conn.read(*bufp) {
 		if err != nil {
 			if rejected != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
 				return nil, rejected
@@ -85,3 +82,31 @@ func (t *udpTransport) exchangeUDP(ctx context.Context, deadline time.Time, wire
 }
 
 func (t *udpTransport) close() error { return t.tcp.close() }
+
+// udpConn is the part of a connected UDP socket an exchange uses.
+type udpConn interface {
+	sendAndRead(b, buf []byte) (int, error) // send b, read the first reply
+	read(buf []byte) (int, error)           // read the next datagram
+	SetDeadline(t time.Time) error
+	Close() error
+}
+
+// netUDP is a udpConn on net's socket, where raw sockets are not used.
+type netUDP struct{ *net.UDPConn }
+
+func dialNetUDP(addr netip.AddrPort) (udpConn, error) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, err
+	}
+	return netUDP{c}, nil
+}
+
+func (c netUDP) sendAndRead(b, buf []byte) (int, error) {
+	if _, err := c.Write(b); err != nil {
+		return 0, err
+	}
+	return c.Read(buf)
+}
+
+func (c netUDP) read(buf []byte) (int, error) { return c.Read(buf) }

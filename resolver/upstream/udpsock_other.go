@@ -1,0 +1,7 @@
+//go:build !linux
+
+package upstream
+
+import "net/netip"
+
+func dialFreshUDP(addr netip.AddrPort) (udpConn, error) { return dialNetUDP(addr) }
