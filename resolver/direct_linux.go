@@ -28,9 +28,11 @@ import (
 // directForwarder is what the loop needs from the forwarder
 // (upstream.Forwarder implements it).
 type directForwarder interface {
-	// DirectUDP picks the upstream for the next query, if the loop may send it.
-	DirectUDP(now time.Time) (addr netip.AddrPort, idx int, timeout time.Duration, ok bool)
-	// ReportDirect records the result for health, metrics and readiness.
+	// DirectUDP fills addrs and idxs with the upstreams the next query
+	// goes to (two when parallel_best races them) and returns how many;
+	// 0 means the loop must leave the query to the full pipeline.
+	DirectUDP(now time.Time, addrs []netip.AddrPort, idxs []int) (n int, timeout time.Duration)
+	// ReportDirect records a result for health, metrics and readiness.
 	ReportDirect(idx int, err error, elapsed time.Duration)
 }
 
@@ -52,18 +54,45 @@ type directWaiter struct {
 	group string
 }
 
-// directSlot is one upstream query in flight.
+// directSlot is one question in flight, asked of one upstream or raced
+// between two.
 type directSlot struct {
 	gen      uint32 // counts reuses, so a stale epoll event cannot match
-	fd       int    // -1 when free
-	id       uint16
-	up       int
+	inUse    bool
+	socks    [directRace]directSocket
 	key      cacheKey
 	question [maxQuestionBytes]byte // as sent: name, type, class
 	qlen     int
 	sent     time.Time
 	deadline time.Time
 	waiters  []directWaiter
+}
+
+// directRace is the most upstreams one question is sent to at once, as
+// the forwarder's parallel_best strategy does.
+const directRace = 2
+
+// directSocket is one upstream query: its own socket and random ID.
+type directSocket struct {
+	fd int // -1 when closed or unused
+	id uint16
+	up int // the forwarder's index of the upstream
+}
+
+// waiting reports whether any of the slot's queries can still answer.
+func (sl *directSlot) waiting() bool {
+	for _, so := range sl.socks {
+		if so.fd >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// epoll data names a slot's socket: slot index and socket number in Fd,
+// the slot's generation in Pad.
+func epollData(idx int32, which int, gen uint32) unix.EpollEvent {
+	return unix.EpollEvent{Events: unix.EPOLLIN, Fd: idx*directRace + int32(which), Pad: int32(gen)}
 }
 
 type slotRef struct {
@@ -110,7 +139,9 @@ func (r *Resolver) newDirectLoop(u udpSocket) *directLoop {
 	d := &directLoop{r: r, fwd: fwd, sock: sock, epfd: epfd, listening: true,
 		slots: make([]directSlot, directSlots), byKey: make(map[cacheKey]int32)}
 	for i := range d.slots {
-		d.slots[i].fd = -1
+		for j := range d.slots[i].socks {
+			d.slots[i].socks[j].fd = -1
+		}
 		d.free = append(d.free, int32(len(d.slots)-1-i))
 	}
 	return d
@@ -142,26 +173,34 @@ func (d *directLoop) send(pkt []byte, from netip.AddrPort, s *fastScratch) bool 
 		return false
 	}
 	sent := time.Now() // not r.now, which tests may stop: timeouts run on real time
-	addr, up, timeout, ok := d.fwd.DirectUDP(sent)
-	if !ok {
+	var addrs [directRace]netip.AddrPort
+	var ups [directRace]int
+	n, timeout := d.fwd.DirectUDP(sent, addrs[:], ups[:])
+	if n == 0 {
 		return false
-	}
-	id := uint16(rand.Uint32())
-	wire := appendDirectQuery(d.query[:0], q, id)
-	fd, err := dialAndSend(addr, wire)
-	if err != nil {
-		return false // the full pipeline tries again and reports what fails
 	}
 	idx := d.free[len(d.free)-1]
 	sl := &d.slots[idx]
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: idx, Pad: int32(sl.gen)}
-	if err := unix.EpollCtl(d.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		unix.Close(fd)
-		return false
+	var wire []byte
+	for i := range n {
+		id := uint16(rand.Uint32())
+		wire = appendDirectQuery(d.query[:0], q, id)
+		fd, err := dialAndSend(addrs[i], wire)
+		if err == nil {
+			ev := epollData(idx, i, sl.gen)
+			if err = unix.EpollCtl(d.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+				unix.Close(fd)
+			}
+		}
+		if err != nil {
+			d.closeSockets(sl)
+			return false // the full pipeline tries again and reports what fails
+		}
+		sl.socks[i] = directSocket{fd: fd, id: id, up: ups[i]}
 	}
 	d.free = d.free[:len(d.free)-1]
 	key.name = string(q.qname)
-	sl.fd, sl.id, sl.up, sl.key, sl.sent, sl.deadline = fd, id, up, key, sent, sent.Add(timeout)
+	sl.inUse, sl.key, sl.sent, sl.deadline = true, key, sent, sent.Add(timeout)
 	sl.qlen = copy(sl.question[:], wire[headerLen:headerLen+len(q.rawQName)+4])
 	sl.waiters = append(sl.waiters[:0], newWaiter(pkt, from, now, s))
 	d.byKey[key] = idx
@@ -255,7 +294,7 @@ func (d *directLoop) poll(s *fastScratch) bool {
 			clients = d.listening
 			continue
 		}
-		d.onReadable(ev.Fd, uint32(ev.Pad), s)
+		d.onReadable(ev.Fd/directRace, int(ev.Fd%directRace), uint32(ev.Pad), s)
 	}
 	d.expire(time.Now())
 	return clients
@@ -264,7 +303,7 @@ func (d *directLoop) poll(s *fastScratch) bool {
 func (d *directLoop) nextDeadline() (time.Time, bool) {
 	for len(d.fifo) > 0 {
 		ref := d.fifo[0]
-		if sl := &d.slots[ref.idx]; sl.fd >= 0 && sl.gen == ref.gen {
+		if sl := &d.slots[ref.idx]; sl.inUse && sl.gen == ref.gen {
 			return sl.deadline, true
 		}
 		d.fifo = d.fifo[1:] // answered already
@@ -281,47 +320,66 @@ func (d *directLoop) expire(now time.Time) {
 		}
 		ref := d.fifo[0]
 		d.fifo = d.fifo[1:]
-		d.fail(ref.idx, os.ErrDeadlineExceeded)
+		sl := &d.slots[ref.idx]
+		for _, so := range sl.socks {
+			if so.fd >= 0 {
+				d.fwd.ReportDirect(so.up, os.ErrDeadlineExceeded, time.Since(sl.sent))
+			}
+		}
+		d.handOver(ref.idx)
 	}
 }
 
-// onReadable reads what arrived on slot idx's socket.
-func (d *directLoop) onReadable(idx int32, gen uint32, s *fastScratch) {
+// onReadable reads what arrived on one of slot idx's sockets.
+func (d *directLoop) onReadable(idx int32, which int, gen uint32, s *fastScratch) {
 	if idx < 0 || int(idx) >= len(d.slots) {
 		return
 	}
 	sl := &d.slots[idx]
-	if sl.fd < 0 || sl.gen != gen {
+	so := &sl.socks[which]
+	if !sl.inUse || sl.gen != gen || so.fd < 0 {
 		return // a late event for a socket already closed
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			d.r.log.Error("handling an upstream reply panicked", "panic", p, "qname", sl.key.name)
-			if sl.fd >= 0 && sl.gen == gen {
+			if sl.inUse && sl.gen == gen {
 				d.handOver(idx)
 			}
 		}
 	}()
 	for {
-		n, err := unix.Read(sl.fd, d.reply[:])
+		n, err := unix.Read(so.fd, d.reply[:])
 		switch {
 		case err == unix.EAGAIN:
 			return // only datagrams that were not the reply: keep waiting
 		case err == unix.EINTR:
 			continue
-		case err != nil:
-			d.fail(idx, os.NewSyscallError("read", err)) // e.g. ICMP port unreachable
+		case err != nil: // e.g. ICMP port unreachable
+			d.fwd.ReportDirect(so.up, os.NewSyscallError("read", err), time.Since(sl.sent))
+			d.drop(idx, so)
 			return
 		}
-		switch msg, verdict := d.check(sl, d.reply[:n]); verdict {
+		switch msg, verdict := d.check(sl, so, d.reply[:n]); verdict {
 		case replyForeign:
 			continue // wrong ID or question: possibly spoofed, keep listening
 		case replyUnusual:
-			d.handOver(idx)
+			d.drop(idx, so) // the full pipeline decides, unless the other racer answers
 		default:
+			d.fwd.ReportDirect(so.up, nil, time.Since(sl.sent))
 			d.answer(idx, msg, s)
 		}
 		return
+	}
+}
+
+// drop stops waiting on one socket; with none left, the clients go to the
+// full pipeline.
+func (d *directLoop) drop(idx int32, so *directSocket) {
+	unix.Close(so.fd)
+	so.fd = -1
+	if !d.slots[idx].waiting() {
+		d.handOver(idx)
 	}
 }
 
@@ -335,8 +393,8 @@ const (
 
 // check decides what a datagram from the upstream is, the way the
 // forwarder's parseReply and classify do.
-func (d *directLoop) check(sl *directSlot, b []byte) (*dns.Msg, replyVerdict) {
-	if len(b) < headerLen+sl.qlen || binary.BigEndian.Uint16(b) != sl.id || b[2]&0x80 == 0 ||
+func (d *directLoop) check(sl *directSlot, so *directSocket, b []byte) (*dns.Msg, replyVerdict) {
+	if len(b) < headerLen+sl.qlen || binary.BigEndian.Uint16(b) != so.id || b[2]&0x80 == 0 ||
 		binary.BigEndian.Uint16(b[4:]) != 1 || !equalFoldBytes(b[headerLen:headerLen+sl.qlen], sl.question[:sl.qlen]) {
 		return nil, replyForeign
 	}
@@ -372,9 +430,7 @@ func equalFoldBytes(a, b []byte) bool {
 // answer caches a good reply and answers every waiting client from the
 // cache entry, exactly as a cache hit is answered.
 func (d *directLoop) answer(idx int32, msg *dns.Msg, s *fastScratch) {
-	sl := &d.slots[idx]
-	d.fwd.ReportDirect(sl.up, nil, time.Since(sl.sent))
-	e := d.r.cache.put(sl.key, msg)
+	e := d.r.cache.put(d.slots[idx].key, msg)
 	waiters := d.release(idx)
 	for _, w := range waiters {
 		if e == nil || !d.answerOne(w, e, s) {
@@ -405,14 +461,6 @@ func (d *directLoop) answerOne(w directWaiter, e *cacheEntry, s *fastScratch) bo
 	return true
 }
 
-// fail reports a timeout or socket error and hands the clients to the
-// full pipeline, which tries the upstreams again in its own way.
-func (d *directLoop) fail(idx int32, err error) {
-	sl := &d.slots[idx]
-	d.fwd.ReportDirect(sl.up, err, time.Since(sl.sent))
-	d.handOver(idx)
-}
-
 // handOver gives slot idx's clients to the full pipeline.
 func (d *directLoop) handOver(idx int32) {
 	for _, w := range d.release(idx) {
@@ -421,18 +469,29 @@ func (d *directLoop) handOver(idx int32) {
 	clear(d.handoff)
 }
 
-// release closes slot idx's socket (which also removes it from the epoll
-// set) and frees the slot. It returns the waiters in d.handoff, valid until
-// the next release.
+// release closes slot idx's sockets and frees the slot. It returns the
+// waiters in d.handoff, valid until the next release. A racer that has
+// not answered is abandoned, as the forwarder cancels it, without a report.
 func (d *directLoop) release(idx int32) []directWaiter {
 	sl := &d.slots[idx]
 	d.handoff = append(d.handoff[:0], sl.waiters...)
 	clear(sl.waiters)
 	sl.waiters = sl.waiters[:0]
-	unix.Close(sl.fd)
-	sl.fd = -1
+	d.closeSockets(sl)
+	sl.inUse = false
 	sl.gen++
 	delete(d.byKey, sl.key)
 	d.free = append(d.free, idx)
 	return d.handoff
+}
+
+// closeSockets closes a slot's sockets, which also takes them out of the
+// epoll set.
+func (d *directLoop) closeSockets(sl *directSlot) {
+	for i := range sl.socks {
+		if sl.socks[i].fd >= 0 {
+			unix.Close(sl.socks[i].fd)
+			sl.socks[i].fd = -1
+		}
+	}
 }

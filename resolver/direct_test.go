@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,7 +80,12 @@ func answerA(w dns.ResponseWriter, req *dns.Msg, ip string) {
 // addr, and counts the packets that reach the full pipeline's workers.
 func startCountingResolver(t *testing.T, addr string, timeout time.Duration) (*Resolver, string, *atomic.Int64) {
 	t.Helper()
-	fwd, err := upstream.New(upstream.Config{Servers: []string{addr}, Strategy: "failover", Timeout: timeout}, upstream.Options{})
+	return startCountingResolverWith(t, upstream.Config{Servers: []string{addr}, Strategy: "failover", Timeout: timeout})
+}
+
+func startCountingResolverWith(t *testing.T, upCfg upstream.Config) (*Resolver, string, *atomic.Int64) {
+	t.Helper()
+	fwd, err := upstream.New(upCfg, upstream.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +233,50 @@ func TestDirectHandsUnusualRepliesToThePipeline(t *testing.T) {
 	}
 }
 
+// parallel_best races the two best upstreams from the loop too: the
+// first good answer wins, a failed racer leaves it to the other.
+func TestDirectRacesForParallelBest(t *testing.T) {
+	silent := startScripted(t, func(w dns.ResponseWriter, req *dns.Msg, _ int) {
+		if req.Question[0].Name == "." {
+			answerA(w, req, "192.0.2.1") // let the forwarder see it up
+		}
+	})
+	servfail := func(w dns.ResponseWriter, req *dns.Msg, _ int) {
+		_ = w.WriteMsg(new(dns.Msg).SetRcode(req, dns.RcodeServerFailure))
+	}
+	failing, failingToo := startScripted(t, servfail), startScripted(t, servfail)
+	slowGood := startScripted(t, func(w dns.ResponseWriter, req *dns.Msg, _ int) {
+		time.Sleep(30 * time.Millisecond)
+		answerA(w, req, "192.0.2.12")
+	})
+	cases := []struct {
+		name    string
+		servers []string
+		slow    int64 // packets the full pipeline should see
+		answer  bool
+	}{
+		{"one silent", []string{silent.addr, slowGood.addr}, 0, true},
+		{"one failing", []string{failing.addr, slowGood.addr}, 0, true},
+		{"both failing", []string{failing.addr, failingToo.addr}, 1, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr, slow := startCountingResolverWith(t, upstream.Config{Servers: tc.servers,
+				Strategy: upstream.StrategyParallelBest, Timeout: 500 * time.Millisecond})
+			resp := ask(t, "udp", addr, "race-"+tc.name[:3]+".example.", dns.TypeA, true)
+			if tc.answer && (len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "192.0.2.12") {
+				t.Fatalf("got %v, want the good racer's answer", resp)
+			}
+			if !tc.answer && resp.Rcode != dns.RcodeServerFailure {
+				t.Fatalf("got %v, want SERVFAIL", resp)
+			}
+			if n := slow.Load(); n != tc.slow {
+				t.Fatalf("%d packets took the full pipeline, want %d", n, tc.slow)
+			}
+		})
+	}
+}
+
 func TestDirectMergesIdenticalQueries(t *testing.T) {
 	up := startScripted(t, func(w dns.ResponseWriter, req *dns.Msg, _ int) {
 		time.Sleep(100 * time.Millisecond)
@@ -299,4 +349,75 @@ func TestDirectQueriesFinishOnShutdown(t *testing.T) {
 	if resp := <-got; resp == nil || len(resp.Answer) != 1 {
 		t.Fatalf("query in flight at shutdown got %v, want its answer", resp)
 	}
+}
+
+// FuzzDirectReply feeds arbitrary upstream replies to the read loop's
+// check and answer code: nothing may panic, and a reply the loop accepts
+// must become an answer that unpacks, carries the client's ID and
+// question, and keeps the upstream's rcode.
+func FuzzDirectReply(f *testing.F) {
+	query := new(dns.Msg).SetQuestion("a.example.", dns.TypeA)
+	query.SetEdns0(1232, false)
+	good := new(dns.Msg).SetReply(query)
+	rr, _ := dns.NewRR("a.example. 300 IN A 192.0.2.1")
+	cname, _ := dns.NewRR("a.example. 300 IN CNAME b.example.")
+	soa, _ := dns.NewRR("example. 300 IN SOA ns.example. host.example. 1 3600 600 86400 30")
+	f.Add(mustPack(f, good))
+	withAnswer := good.Copy()
+	withAnswer.Answer = []dns.RR{cname, rr}
+	f.Add(mustPack(f, withAnswer))
+	negative := good.Copy()
+	negative.Rcode, negative.Ns = dns.RcodeNameError, []dns.RR{soa}
+	f.Add(mustPack(f, negative))
+
+	r, err := New(Options{Config: DefaultConfig(), Upstream: newTestForwarder(f, "127.0.0.1:9")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	clientPkt := mustPack(f, query)
+	var s fastScratch
+	q, err := parseQuery(clientPkt, s.name[:])
+	if err != nil {
+		f.Fatal(err)
+	}
+	d := &directLoop{r: r}
+	sl := &directSlot{key: cacheKey{name: "a.example.", qtype: dns.TypeA, qclass: dns.ClassINET}}
+	so := &directSocket{id: query.Id}
+	wire := appendDirectQuery(nil, &q, query.Id)
+	sl.qlen = copy(sl.question[:], wire[headerLen:headerLen+len(q.rawQName)+4])
+
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		if len(reply) >= 2 { // let most inputs get past the ID check
+			reply[0], reply[1] = byte(query.Id>>8), byte(query.Id)
+		}
+		msg, verdict := d.check(sl, so, reply)
+		if verdict != replyGood {
+			return
+		}
+		e := r.cache.put(sl.key, msg)
+		if e == nil {
+			return
+		}
+		q, _ := parseQuery(clientPkt, s.name[:])
+		out, ok := r.appendCached(s.out[:0], e, &q, netip.MustParseAddr("127.0.0.1"), r.now())
+		if !ok {
+			return
+		}
+		got := new(dns.Msg)
+		if err := got.Unpack(out); err != nil {
+			t.Fatalf("answer does not unpack: %v", err)
+		}
+		if got.Id != query.Id || len(got.Question) != 1 || got.Question[0] != query.Question[0] || got.Rcode != msg.Rcode {
+			t.Fatalf("answer %v for query %v and reply rcode %d", got, query, msg.Rcode)
+		}
+	})
+}
+
+func mustPack(tb testing.TB, m *dns.Msg) []byte {
+	tb.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

@@ -240,7 +240,7 @@ func askFrom(t *testing.T, src, addr, name string, qtype uint16) *dns.Msg {
 	return resp
 }
 
-func newTestForwarder(t *testing.T, upstreams ...string) *upstream.Forwarder {
+func newTestForwarder(t testing.TB, upstreams ...string) *upstream.Forwarder {
 	t.Helper()
 	fwd, err := upstream.New(upstream.Config{Servers: upstreams, Strategy: "failover", Timeout: 500 * time.Millisecond}, upstream.Options{})
 	if err != nil {

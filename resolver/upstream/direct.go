@@ -13,41 +13,67 @@ import (
 // down upstream due for a probe, two upstreams to race) is left to
 // Exchange.
 
-// DirectUDP returns the upstream the next query should go to, its index for
-// ReportDirect and the time to wait for it, when that upstream is a healthy
-// plain-UDP server and no down upstream is due for a re-probe. parallel_best
-// with two or more healthy upstreams races them, so it returns false too.
-func (f *Forwarder) DirectUDP(now time.Time) (addr netip.AddrPort, idx int, timeout time.Duration, ok bool) {
+// DirectUDP fills addrs and idxs with the upstreams the next query goes to
+// and returns how many, with the time to wait for them: the first healthy
+// upstream by strategy, or for parallel_best the best two, which the caller
+// races as Exchange would. It returns 0, leaving the query to Exchange, when
+// one of them is not plain UDP or a down upstream is due for a re-probe.
+// addrs and idxs must have room for two.
+func (f *Forwarder) DirectUDP(now time.Time, addrs []netip.AddrPort, idxs []int) (int, time.Duration) {
 	if f.closed.Load() {
-		return addr, 0, 0, false
+		return 0, 0
 	}
 	n := len(f.ups)
 	start := 0
 	if f.strategy == StrategyRoundRobin && n > 1 {
 		start = int((f.rr.Add(1) - 1) % uint32(n))
 	}
-	pick, healthy := -1, 0
+	width := 1
+	if f.strategy == StrategyParallelBest {
+		width = 2
+	}
+	var best [2]int
+	var ranks [2]rank
+	picked := 0
 	for i := range n {
 		j := (start + i) % n
-		down, due := f.ups[j].downState(now)
+		u := f.ups[j]
+		down, due := u.downState(now)
 		if due {
-			return addr, 0, 0, false // Exchange claims the probe
+			return 0, 0 // Exchange claims the probe
 		}
-		if !down {
-			healthy++
-			if pick < 0 {
-				pick = j
+		if down {
+			continue
+		}
+		if width == 1 {
+			if picked == 0 {
+				best[0], picked = j, 1
 			}
+			continue
+		}
+		// Keep the two best ranked, ties in config order, as plan sorts.
+		r := u.rank()
+		switch {
+		case picked < 2:
+			best[picked], ranks[picked] = j, r
+			picked++
+		case r.compare(ranks[1]) < 0:
+			best[1], ranks[1] = j, r
+		default:
+			continue
+		}
+		if picked == 2 && ranks[1].compare(ranks[0]) < 0 {
+			best[0], best[1], ranks[0], ranks[1] = best[1], best[0], ranks[1], ranks[0]
 		}
 	}
-	if pick < 0 || (f.strategy == StrategyParallelBest && healthy > 1) {
-		return addr, 0, 0, false
+	for i := range picked {
+		t, isUDP := f.ups[best[i]].tr.(*udpTransport)
+		if !isUDP {
+			return 0, 0
+		}
+		addrs[i], idxs[i] = t.addr, best[i]
 	}
-	t, isUDP := f.ups[pick].tr.(*udpTransport)
-	if !isUDP {
-		return addr, 0, 0, false
-	}
-	return t.addr, pick, f.timeout, true
+	return picked, f.timeout
 }
 
 // ReportDirect records the result of a query sent to DirectUDP's choice:
