@@ -115,3 +115,44 @@ func TestReadAllSized(t *testing.T) {
 		}
 	}
 }
+
+// The guard runs a batch behind the parser (indexSink): over several
+// batches, every rule must still land, in order, with guard rejections
+// reported at their own lines and exceptions applied.
+func TestGuardedBuildOverManyBatches(t *testing.T) {
+	var text strings.Builder
+	const n = 3*guardBatchRules + 17
+	for i := 1; i <= n; i++ {
+		switch {
+		case i%1000 == 0:
+			text.WriteString("||co.uk^\n") // a public suffix: the guard drops it
+		case i == 2*guardBatchRules+5:
+			text.WriteString("@@||name7.example^\n") // an exception deep in the file
+		default:
+			fmt.Fprintf(&text, "||name%d.example^\n", i)
+		}
+	}
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Lists = map[string]ListConfig{"big": {Sources: []string{tempFile(t, dir, "big.txt", text.String())}}}
+	cfg.Groups[0].Block = []string{"big"}
+	e := newEngine(t, cfg, Options{BaseDir: dir})
+
+	for _, i := range []int{1, 999, 1001, guardBatchRules, guardBatchRules + 1, 2 * guardBatchRules, n} {
+		expect(t, e, "10.0.0.1", fmt.Sprintf("x.name%d.example", i), Block, "big")
+	}
+	if v := e.Decide(addr("10.0.0.1"), "name7.example"); v.Action == Block {
+		t.Errorf("name7.example: %+v; the exception on line %d should allow it", v, 2*guardBatchRules+5)
+	}
+	expect(t, e, "10.0.0.1", "bbc.co.uk", Allow, "")
+
+	src := listStatus(t, e, "big").Sources[0]
+	if want := n/1000 + 0; src.Rejected != want {
+		t.Errorf("rejected %d, want %d (one per public suffix line)", src.Rejected, want)
+	}
+	for k, r := range src.RejectedLines {
+		if r.Line != (k+1)*1000 || !strings.Contains(r.Reason, "public suffix") {
+			t.Errorf("rejected line %d: %+v, want line %d for a public suffix", k, r, (k+1)*1000)
+		}
+	}
+}

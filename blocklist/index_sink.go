@@ -7,6 +7,12 @@ import (
 
 // indexSink streams one source's parsed rules through the guard into the
 // index builder, once for each list bit the source feeds.
+//
+// The guard's public-suffix lookup costs about as much as parsing and
+// inserting together, so when a guard applies it runs on a second
+// goroutine, a batch behind: the sink copies rules into a batch, hands it
+// to the guard, and inserts the batch before it, whose verdicts are in.
+// Rules are inserted in source order either way.
 type indexSink struct {
 	b     *indexBuilder
 	bits  []int
@@ -14,17 +20,117 @@ type indexSink struct {
 	src   *source
 	kept  int // rules that passed the guard
 	err   error
+
+	cur      *ruleBatch
+	spare    *ruleBatch
+	toGuard  chan *ruleBatch
+	verdicts chan *ruleBatch
+	inFlight bool
+}
+
+// guardBatchRules balances the hand-over cost against memory.
+const guardBatchRules = 4096
+
+// ruleBatch is rules copied out of the parser's buffer, with the guard's
+// verdicts once it has seen them.
+type ruleBatch struct {
+	names []byte
+	rules []batchedRule
+}
+
+type batchedRule struct {
+	start, end int
+	onlyBelow  bool
+	kind       RuleKind
+	answer     RuleAnswer
+	line       int
+	reason     string // the guard's objection, if any
 }
 
 func (k *indexSink) rule(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
-	if k.guard != nil && kind == KindBlock {
-		// The guard keeps no reference to the name, so it may alias the
-		// parser's buffer instead of costing a string per rule.
-		if reason := k.guard.checkBlock(unsafe.String(unsafe.SliceData(name), len(name)), onlyBelow); reason != "" {
-			k.reject(name, onlyBelow, line, reason)
-			return
-		}
+	if k.cur == nil && (k.guard == nil || kind != KindBlock) {
+		k.insert(name, onlyBelow, kind, answer) // nothing batched to keep order with
+		return
 	}
+	k.queue(name, onlyBelow, kind, answer, line)
+}
+
+func (k *indexSink) queue(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
+	if k.cur == nil {
+		k.cur, k.spare = new(ruleBatch), new(ruleBatch)
+		k.toGuard, k.verdicts = make(chan *ruleBatch), make(chan *ruleBatch)
+		go k.guardLoop()
+	}
+	start := len(k.cur.names)
+	k.cur.names = append(k.cur.names, name...)
+	k.cur.rules = append(k.cur.rules, batchedRule{start: start, end: len(k.cur.names),
+		onlyBelow: onlyBelow, kind: kind, answer: answer, line: line})
+	if len(k.cur.rules) == guardBatchRules {
+		k.handOff()
+	}
+}
+
+// handOff collects the batch in the guard's hands, if any, sends it the
+// current one, and inserts the collected one meanwhile.
+func (k *indexSink) handOff() {
+	var done *ruleBatch
+	if k.inFlight {
+		done = <-k.verdicts
+	}
+	k.toGuard <- k.cur
+	k.inFlight = true
+	if done == nil {
+		done = k.spare
+	}
+	k.insertBatch(done)
+	k.cur, k.spare = done, nil
+}
+
+// finish inserts whatever is still batched and stops the guard goroutine.
+// The sink's counts and error are final after it.
+func (k *indexSink) finish() {
+	if k.cur == nil {
+		return
+	}
+	if k.inFlight {
+		k.insertBatch(<-k.verdicts)
+		k.inFlight = false
+	}
+	if len(k.cur.rules) > 0 {
+		k.toGuard <- k.cur
+		k.insertBatch(<-k.verdicts)
+	}
+	close(k.toGuard)
+}
+
+func (k *indexSink) guardLoop() {
+	for batch := range k.toGuard {
+		for i := range batch.rules {
+			r := &batch.rules[i]
+			if k.guard != nil && r.kind == KindBlock {
+				name := batch.names[r.start:r.end]
+				// The guard keeps no reference to the name.
+				r.reason = k.guard.checkBlock(unsafe.String(unsafe.SliceData(name), len(name)), r.onlyBelow)
+			}
+		}
+		k.verdicts <- batch
+	}
+}
+
+// insertBatch applies a batch's rules in order and empties it for reuse.
+func (k *indexSink) insertBatch(batch *ruleBatch) {
+	for _, r := range batch.rules {
+		name := batch.names[r.start:r.end]
+		if r.reason != "" {
+			k.reject(name, r.onlyBelow, r.line, r.reason)
+			continue
+		}
+		k.insert(name, r.onlyBelow, r.kind, r.answer)
+	}
+	batch.names, batch.rules = batch.names[:0], batch.rules[:0]
+}
+
+func (k *indexSink) insert(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer) {
 	k.kept++
 	for _, bit := range k.bits {
 		if err := addRule(k.b, bit, name, onlyBelow, kind, answer); err != nil && k.err == nil {

@@ -81,6 +81,7 @@ func (e *Engine) build(cfg Config, srcs map[string]*source) (*snapshot, error) {
 		if _, err := s.content.stream(sink); err != nil { // cannot happen, as above
 			e.log.Error("blocklist: last good content no longer parses", "source", s.display, "error", err)
 		}
+		sink.finish()
 		if sink.err != nil {
 			return nil, fmt.Errorf("building index: %w", sink.err)
 		}
