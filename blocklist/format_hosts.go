@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"bytes"
 	"net/netip"
 )
 
@@ -16,8 +17,25 @@ func isHostsLine(fields [][]byte) bool {
 	if !('0' <= c && c <= '9') && !('a' <= c && c <= 'f') && !('A' <= c && c <= 'F') && c != ':' {
 		return false
 	}
+	if !maybeAddr(f) {
+		return false // most lines: a name, which need not cost a failed parse
+	}
 	_, err := netip.ParseAddr(string(f))
 	return err == nil
+}
+
+// maybeAddr is false for text no address can be: IPv4 is digits and dots,
+// and every IPv6 form has a colon.
+func maybeAddr(f []byte) bool {
+	if bytes.IndexByte(f, ':') >= 0 {
+		return true
+	}
+	for _, c := range f {
+		if c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseHosts adds every name after the address, skipping the names a

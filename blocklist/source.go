@@ -174,8 +174,13 @@ func (e *Engine) accept(s *source, f fetched) (bool, error) {
 		s.etag, s.lastModified = f.etag, f.modified
 		return false, nil
 	}
+	// Compress the copy kept as last good content on another core while
+	// the parse checks the new content: both take a while for big lists.
+	packed := make(chan packedContent, 1)
+	go func() { packed <- packContent(f.body) }()
 	var count ruleCounter
 	p, err := parseInto(bytes.NewReader(f.body), &count)
+	content := <-packed
 	if err != nil {
 		return false, fmt.Errorf("parse: %w", err)
 	}
@@ -188,7 +193,7 @@ func (e *Engine) accept(s *source, f fetched) (bool, error) {
 			return false, fmt.Errorf("new content has %d rules, less than half of the %d last loaded; refusing a sudden shrink", n, s.rules)
 		}
 	}
-	s.content, s.haveContent = packContent(f.body), true
+	s.content, s.haveContent = content, true
 	s.rules, s.format = n, p.Format
 	s.parseRej, s.parseRejN = p.Rejected, p.RejectedCount
 	s.etag, s.lastModified = f.etag, f.modified
