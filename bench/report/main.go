@@ -124,3 +124,33 @@ func ratio(a, b float64) string {
 	}
 	return fmt.Sprintf("%.2f×", a/b)
 }
+
+// pairedRatio compares the two servers round by round: a[i] and b[i] ran
+// back to back, so their ratio is free of the machine's drift between
+// rounds, which on a shared VM is larger than the differences measured.
+// It returns the median of the per-round ratios and their range.
+func pairedRatio(a, b []float64) (med, lo, hi float64) {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	if len(rs) == 0 {
+		return 0, 0, 0
+	}
+	return median(rs), slices.Min(rs), slices.Max(rs)
+}
+
+// pairedText is pairedRatio as table text: "1.07×", with the range of the
+// rounds when there were several.
+func pairedText(a, b []float64) string {
+	med, lo, hi := pairedRatio(a, b)
+	if med == 0 {
+		return "–"
+	}
+	if len(a) < 2 {
+		return fmt.Sprintf("%.2f×", med)
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", med, lo, hi)
+}

@@ -8,9 +8,11 @@ import (
 
 func write(w io.Writer, r *results, rate int) {
 	if r.rounds > 1 {
-		fmt.Fprintf(w, "Medians of %d rounds. ", r.rounds)
+		fmt.Fprintf(w, "Medians of %d rounds. Ratios are the median of each round's dnsward / Unbound ratio (the two ran back to back), with the range over the rounds in brackets. ", r.rounds)
+	} else {
+		fmt.Fprintf(w, "Ratios are dnsward / Unbound. ")
 	}
-	fmt.Fprintf(w, "Ratios are dnsward / Unbound: above 1 is better for QPS, below 1 is better for CPU, latency and memory.\n")
+	fmt.Fprintf(w, "Above 1 is better for QPS, below 1 is better for CPU, latency and memory.\n")
 	fmt.Fprintf(w, "Scenarios ending in @rate run at a fixed %d QPS; the others send as fast as dnsperf can.\n\n", rate)
 	fmt.Fprintln(w, "| scenario | QPS dnsward | QPS Unbound | QPS ratio | lost dnsward | lost Unbound | avg ms dnsward | avg ms Unbound | CPU µs/query dnsward | CPU µs/query Unbound | CPU ratio |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -20,9 +22,9 @@ func write(w io.Writer, r *results, rate int) {
 			continue
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %.0f | %.0f | %.3f | %.3f | %.1f | %.1f | %s |\n", scen,
-			median(a.qps), median(b.qps), ratio(median(a.qps), median(b.qps)),
+			median(a.qps), median(b.qps), pairedText(a.qps, b.qps),
 			median(a.lost), median(b.lost), median(a.avgMs), median(b.avgMs),
-			median(a.cpuUs), median(b.cpuUs), ratio(median(a.cpuUs), median(b.cpuUs)))
+			median(a.cpuUs), median(b.cpuUs), pairedText(a.cpuUs, b.cpuUs))
 	}
 	pa, pb := r.procs[ours], r.procs[theirs]
 	fmt.Fprintln(w, "\n| process | dnsward | Unbound | ratio |")
@@ -36,7 +38,8 @@ func write(w io.Writer, r *results, rate int) {
 	writeTargets(w, r, rate)
 }
 
-// writeTargets checks the targets against the medians.
+// writeTargets checks the targets against the medians (ratios:
+// the median of the per-round ratios).
 func writeTargets(w io.Writer, r *results, rate int) {
 	fmt.Fprintln(w, "\n| target | measured | met |")
 	fmt.Fprintln(w, "| --- | --- | --- |")
@@ -49,14 +52,14 @@ func writeTargets(w io.Writer, r *results, rate int) {
 	}
 	for _, scen := range []string{"cached@rate", "blocked@rate"} {
 		if a, b, ok := both(scen); ok {
-			x := median(a.cpuUs) / median(b.cpuUs)
-			row("CPU per query, "+scen+" ≤ 1.0× Unbound", fmt.Sprintf("%.2f×", x), x <= 1.0)
+			x, _, _ := pairedRatio(a.cpuUs, b.cpuUs)
+			row("CPU per query, "+scen+" ≤ 1.0× Unbound", pairedText(a.cpuUs, b.cpuUs), x <= 1.0)
 		}
 	}
 	for _, scen := range []string{"cached", "blocked", "miss"} {
 		if a, b, ok := both(scen); ok {
-			x := median(a.qps) / median(b.qps)
-			row("QPS, "+scen+" ≥ 1.0× Unbound", fmt.Sprintf("%.2f×", x), x >= 1.0)
+			x, _, _ := pairedRatio(a.qps, b.qps)
+			row("QPS, "+scen+" ≥ 1.0× Unbound", pairedText(a.qps, b.qps), x >= 1.0)
 		}
 	}
 	for _, scen := range r.scenarios {
