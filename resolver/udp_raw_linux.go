@@ -11,8 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawUDP is a UDP socket that dnsward reads with blocking recvfrom on a
-// thread of its own, instead of through Go's netpoller. At moderate rates
+// rawUDP is a UDP socket that dnsward reads with blocking recvfrom, its
+// reader's thread waiting in the kernel, instead of through Go's
+// netpoller. At moderate rates
 // each packet otherwise costs a goroutine park and a futex wake-up on top
 // of the read; a thread blocked in the kernel is woken by the packet
 // itself, as in C resolvers. The socket is ours, not net's, so closing it
