@@ -239,9 +239,25 @@ profile() {
 	wait "$load" || true
 }
 
+# damon_note flags kernel memory monitoring (DAMON) running on the machine:
+# on a 2-core VM its kdamond thread ran for ~10 ms every sampling interval,
+# stalling the servers, more the more memory they use (docs/benchmarks.md).
+damon_note() {
+	local d state ops interval
+	for d in /sys/kernel/mm/damon/admin/kdamonds/*/; do
+		state=$(cat "$d/state" 2>/dev/null) || continue
+		[[ $state == on ]] || continue
+		ops=$(cat "$d/contexts/0/operations" 2>/dev/null || echo "?")
+		interval=$(cat "$d/contexts/0/monitoring_attrs/intervals/sample_us" 2>/dev/null || echo 0)
+		echo "- kernel: DAMON ($ops) running, sampling every $((interval / 1000)) ms: expect periodic stalls in the @rate latencies"
+		return
+	done
+}
+
 machine() {
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
+	damon_note
 	echo "- dnsward: $REV at build time, $(go version | awk '{print $3}')"
 	echo "- Unbound: $(unbound -V 2>/dev/null | awk '/^Version/ {print $2; exit}'); dnsperf: $(dnsperf -h 2>&1 | awk '/Version/ {print $NF; exit}')"
 	echo "- list: $(awk '/^rules/ {r=$2} /^real / {re=$2} /^real_dir/ {d=$2} END {
