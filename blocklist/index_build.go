@@ -112,15 +112,20 @@ func addRule[T string | []byte](b *indexBuilder, list int, name T, below bool, k
 	if len(b.arena)+len(name)+3 > math.MaxUint32 {
 		return fmt.Errorf("index of %d names is too large", b.count)
 	}
-	slot := insertName(b, name, below)
-	b.ids.set(slot, b.step(b.ids.get(slot), profileStep{list: uint8(list), below: below, kind: kind, answer: answer}))
+	slot, fresh := insertName(b, name, below)
+	var from uint32 // a new name has no rules yet: no need to read its id (a cache miss)
+	if !fresh {
+		from = b.ids.get(slot)
+	}
+	b.ids.set(slot, b.step(from, profileStep{list: uint8(list), below: below, kind: kind, answer: answer}))
 	return nil
 }
 
-// insertName returns the slot of name, adding an entry if it is new. An
-// entry gets the "*." prefix with its first OnlyBelow rule; one that
-// already exists without it is written again at the arena's end.
-func insertName[T string | []byte](b *indexBuilder, name T, below bool) uint64 {
+// insertName returns the slot of name and whether the name is new, adding
+// an entry if it is. An entry gets the "*." prefix with its first OnlyBelow
+// rule; one that already exists without it is written again at the arena's
+// end.
+func insertName[T string | []byte](b *indexBuilder, name T, below bool) (slot uint64, fresh bool) {
 	if (b.count+1)*4 > len(b.slots)*3 {
 		b.rehash(len(b.slots) * 2)
 	}
@@ -136,7 +141,7 @@ func insertName[T string | []byte](b *indexBuilder, name T, below bool) uint64 {
 			b.tags[i] = tag
 			b.slots[i] = appendEntry(b, name, below)
 			b.count++
-			return i
+			return i, true
 		}
 		if t != tag {
 			continue
@@ -149,7 +154,7 @@ func insertName[T string | []byte](b *indexBuilder, name T, below bool) uint64 {
 		if below && !b.profiles[b.ids.get(i)].hasBelow() {
 			b.slots[i] = appendEntry(b, name, true)
 		}
-		return i
+		return i, false
 	}
 }
 
