@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dnsward/dnsward/metrics"
+	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
 // A UDP read loop sends cache misses upstream itself when the forwarder
@@ -400,7 +401,7 @@ func (d *directLoop) check(sl *directSlot, so *directSocket, b []byte) (*dns.Msg
 	}
 	msg := new(dns.Msg)
 	if err := msg.Unpack(b); err != nil || msg.Truncated ||
-		(msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError) {
+		(msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError) || upstream.CheckRecordData(msg) != nil {
 		return nil, replyUnusual
 	}
 	return msg, replyGood

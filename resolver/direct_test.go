@@ -200,6 +200,14 @@ func TestDirectHandsUnusualRepliesToThePipeline(t *testing.T) {
 			b[7] = 5 // ANCOUNT 5, no records follow
 			_, _ = w.Write(b)
 		}},
+		{"SOA with no data", func(w dns.ResponseWriter, req *dns.Msg) {
+			m := new(dns.Msg).SetReply(req)
+			a, _ := dns.NewRR(req.Question[0].Name + " 300 IN A 192.0.2.66")
+			m.Answer = []dns.RR{a}
+			b, _ := m.Pack()
+			b[9] = 1 // NSCOUNT 1: root, SOA, IN, TTL 300, RDLENGTH 0
+			_, _ = w.Write(append(b, 0, 0, 6, 0, 1, 0, 0, 1, 44, 0, 0))
+		}},
 		{"extended rcode", func(w dns.ResponseWriter, req *dns.Msg) {
 			m := new(dns.Msg).SetReply(req)
 			m.SetEdns0(1232, false)

@@ -72,6 +72,9 @@ func parseReply(buf []byte, id uint16, q dns.Question) (*dns.Msg, error) {
 	if !r.Response {
 		return nil, fmt.Errorf("%w: QR bit not set", errBadResponse)
 	}
+	if err := CheckRecordData(r); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadResponse, err)
+	}
 	// Some servers drop the question from error replies.
 	errorWithoutQuestion := len(r.Question) == 0 && r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError
 	if !errorWithoutQuestion && (len(r.Question) != 1 || !sameQuestion(r.Question[0], q)) {
@@ -122,4 +125,51 @@ func finish(reply, q *dns.Msg, clientEDNS bool) {
 	if reply.Rcode > 0xF { // extended rcodes need EDNS; the client cannot read them
 		reply.Rcode = dns.RcodeServerFailure
 	}
+}
+
+// CheckRecordData rejects an unpacked message holding a record whose data
+// is incomplete. miekg/dns accepts record data that stops early and leaves
+// the missing fields zero; packed again, such a record can become bytes
+// that no longer parse (an SOA cut after its first name gets an empty
+// second name followed by five numbers), so passing it on or caching it
+// would hand clients a broken packet. Unbound calls such replies FORMERR.
+func CheckRecordData(m *dns.Msg) error {
+	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range section {
+			if !completeData(rr) {
+				h := rr.Header()
+				return fmt.Errorf("%s record for %q has incomplete data", dns.TypeToString[h.Rrtype], h.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// completeData reports whether rr's data was whole on the wire.
+func completeData(rr dns.RR) bool {
+	switch rr.(type) {
+	case *dns.OPT, *dns.NULL, *dns.APL, *dns.RFC3597:
+		// Opaque or list data, which may be empty: OPT without options
+		// (RFC 6891), NULL (RFC 1035), APL with no items (RFC 3123), and
+		// types we do not know (RFC 3597).
+		return true
+	}
+	if rr.Header().Rdlength == 0 {
+		return false // every other type needs some data
+	}
+	switch rr.(type) {
+	case *dns.A, *dns.AAAA, *dns.CNAME, *dns.NS, *dns.PTR, *dns.DNAME, *dns.TXT:
+		// Fixed-size data fails to unpack when short; one name or a run
+		// of strings cannot be cut between fields. Most replies hold only
+		// these, so they skip the round trip below.
+		return true
+	}
+	// Anything else must survive being packed on its own and read back.
+	buf := make([]byte, dns.Len(rr)+1)
+	n, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		return false
+	}
+	_, end, err := dns.UnpackRR(buf[:n], 0)
+	return err == nil && end == n
 }

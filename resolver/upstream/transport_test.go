@@ -314,6 +314,15 @@ func TestBrokenTCPRepliesFailCleanly(t *testing.T) {
 			}, OutcomeBadResponse},
 		"zero-length message": {
 			func(q []byte) []byte { return []byte{0, 0} }, OutcomeBadResponse},
+		"SOA record with no data": {
+			func(q []byte) []byte {
+				req := new(dns.Msg)
+				req.Unpack(q)
+				out, _ := new(dns.Msg).SetRcode(req, dns.RcodeNameError).Pack()
+				out[9] = 1 // NSCOUNT 1: root, SOA, IN, TTL 300, RDLENGTH 0
+				out = append(out, 0, 0, 6, 0, 1, 0, 0, 1, 44, 0, 0)
+				return framed(out)
+			}, OutcomeBadResponse},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
