@@ -88,6 +88,44 @@ func TestNonQueryOpcodesAreNotImplemented(t *testing.T) {
 	}
 }
 
+// A non-QUERY message may carry hundreds of questions; its NOTIMP must
+// still fit 512 bytes over UDP, so it echoes none of them.
+func TestManyQuestionsGetAHeaderOnlyReply(t *testing.T) {
+	up := startUpstream(t, testZone...)
+	srv := startResolver(t, Config{}, Options{}, up.addr)
+	m := new(dns.Msg).SetQuestion("a.example.", dns.TypeSOA)
+	m.Opcode = dns.OpcodeNotify
+	for i := range 300 {
+		m.Question = append(m.Question, dns.Question{Name: fmt.Sprintf("q%d.example.", i), Qtype: dns.TypeSOA, Qclass: dns.ClassINET})
+	}
+	wire, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(wire); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 65535)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no reply to a %d-byte NOTIFY: %v", len(wire), err)
+	}
+	resp := new(dns.Msg)
+	if err := resp.Unpack(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if n > dns.MinMsgSize || resp.Rcode != dns.RcodeNotImplemented || resp.Id != m.Id || len(resp.Question) != 0 {
+		t.Fatalf("%d-byte reply, rcode %s, %d questions; want NOTIMP with none, within 512 bytes",
+			n, dns.RcodeToString[resp.Rcode], len(resp.Question))
+	}
+}
+
 func TestAccessControlRefusesOtherClients(t *testing.T) {
 	up := startUpstream(t, testZone...)
 	srv := startResolver(t, Config{Access: AccessConfig{Allow: []string{"127.0.0.2"}}}, Options{}, up.addr)

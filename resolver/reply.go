@@ -11,7 +11,7 @@ import (
 const ourUDPSize = 1232
 
 // fit makes resp a proper reply to req: same ID, the question exactly as
-// asked (case included), our own OPT when the client sent one, and small
+// asked (case included) when there is one, our own OPT when the client sent one, and small
 // enough for the client's UDP buffer, never above the size we advertise
 // (TC set when records had to go).
 func fit(resp, req *dns.Msg, udp bool, opts []dns.EDNS0) {
@@ -21,8 +21,12 @@ func fit(resp, req *dns.Msg, udp bool, opts []dns.EDNS0) {
 	resp.RecursionDesired = req.RecursionDesired
 	resp.RecursionAvailable = true
 	resp.CheckingDisabled = req.CheckingDisabled
-	resp.Question = req.Question
+	// A query has one question. Echoing many (a non-QUERY opcode may carry
+	// hundreds) could push even a header-only error past the client's
+	// buffer, so that error goes without them.
+	resp.Question = nil
 	if len(req.Question) == 1 {
+		resp.Question = req.Question
 		echoOwnerCase(resp, req.Question[0].Name)
 	}
 	resp.Extra = withoutOPT(resp.Extra)
