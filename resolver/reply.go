@@ -11,9 +11,9 @@ import (
 const ourUDPSize = 1232
 
 // fit makes resp a proper reply to req: same ID, the question exactly as
-// asked (case included) when there is one, our own OPT when the client sent one, and small
-// enough for the client's UDP buffer, never above the size we advertise
-// (TC set when records had to go).
+// asked (case included) when there is one, our own OPT when the client
+// sent one, and small enough for the client's UDP buffer, never above the
+// size we advertise (TC set when records had to go).
 func fit(resp, req *dns.Msg, udp bool, opts []dns.EDNS0) {
 	resp.Id = req.Id
 	resp.Response = true

@@ -63,15 +63,8 @@ func TestCheckRecordData(t *testing.T) {
 			if (err == nil) != c.ok {
 				t.Fatalf("CheckRecordData = %v, want ok %v", err, c.ok)
 			}
-			if err != nil {
-				return
-			}
-			again, err := m.Pack()
-			if err != nil {
-				t.Fatalf("accepted reply does not pack: %v", err)
-			}
-			if err := new(dns.Msg).Unpack(again); err != nil {
-				t.Fatalf("accepted reply packs into bytes that do not unpack: %v", err)
+			if err == nil {
+				requireRepacks(t, m)
 			}
 		})
 	}
@@ -108,12 +101,19 @@ func FuzzCheckRecordData(f *testing.F) {
 		if m.Unpack(wire) != nil || CheckRecordData(m) != nil {
 			return
 		}
-		again, err := m.Pack()
-		if err != nil {
-			t.Fatalf("accepted reply does not pack: %v", err) // the client would get no answer
-		}
-		if err := new(dns.Msg).Unpack(again); err != nil {
-			t.Fatalf("accepted reply packs into bytes that do not unpack: %v", err)
-		}
+		requireRepacks(t, m)
 	})
+}
+
+// requireRepacks fails unless an accepted reply packs again (or the
+// client would get no answer) into bytes that unpack.
+func requireRepacks(t *testing.T, m *dns.Msg) {
+	t.Helper()
+	again, err := m.Pack()
+	if err != nil {
+		t.Fatalf("accepted reply does not pack: %v", err)
+	}
+	if err := new(dns.Msg).Unpack(again); err != nil {
+		t.Fatalf("accepted reply packs into bytes that do not unpack: %v", err)
+	}
 }
