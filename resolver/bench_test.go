@@ -2,14 +2,14 @@ package resolver
 
 import (
 	"context"
-	"net"
-	"net/netip"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dnsward/dnsward/metrics"
 	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
@@ -20,7 +20,11 @@ func benchResolver(b *testing.B, pol Policy) *Resolver {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { fwd.Close() })
-	opts := Options{Config: DefaultConfig(), Upstream: fwd}
+	rec, err := metrics.New(prometheus.NewRegistry(), metrics.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := Options{Config: DefaultConfig(), Upstream: fwd, Metrics: rec}
 	if pol != nil {
 		opts.Policy = pol
 	}
@@ -31,30 +35,33 @@ func benchResolver(b *testing.B, pol Policy) *Resolver {
 	return r
 }
 
-// BenchmarkHandlerCached is the full handler path for a cache hit, without
-// sockets: what each cached query costs in CPU and allocations.
-func BenchmarkHandlerCached(b *testing.B) {
-	r := benchResolver(b, nil)
+// BenchmarkServeCached is the pipeline's work for one cached UDP answer,
+// without the socket calls, with the metrics recorder live.
+func BenchmarkServeCached(b *testing.B) {
+	r := benchResolver(b, &suffixPolicy{block: map[string]string{"tiktok.com": "tiktok"}})
 	req := new(dns.Msg).SetQuestion("a.example.", dns.TypeA)
-	w := &recordingWriter{remote: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}}
-	r.ServeDNS(w, req) // warm the cache
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		w.msgs = w.msgs[:0]
-		r.ServeDNS(w, req)
-	}
+	req.SetEdns0(1232, false)
+	benchServe(b, r, req)
 }
 
-// BenchmarkHandlerBlocked is the handler path for a blocked name.
-func BenchmarkHandlerBlocked(b *testing.B) {
+// BenchmarkServeBlocked is the pipeline's work for one blocked name
+// (policy decision plus the wire-built answer with EDE).
+func BenchmarkServeBlocked(b *testing.B) {
 	r := benchResolver(b, &suffixPolicy{block: map[string]string{"tiktok.com": "tiktok"}})
 	req := new(dns.Msg).SetQuestion("www.tiktok.com.", dns.TypeA)
-	w := &recordingWriter{remote: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}}
+	req.SetEdns0(1232, false)
+	benchServe(b, r, req)
+}
+
+func benchServe(b *testing.B, r *Resolver, req *dns.Msg) {
+	pkt, _ := req.Pack()
+	serveWire(b, r, pkt, "127.0.0.1") // warm the cache
+	s := newScratch()
 	b.ReportAllocs()
 	for b.Loop() {
-		w.msgs = w.msgs[:0]
-		r.ServeDNS(w, req)
+		if out, pending := serveOnce(r, pkt, s); pending || out == nil {
+			b.Fatal("not answered at once")
+		}
 	}
 }
 
@@ -121,36 +128,4 @@ func benchClient(b *testing.B) *dns.Conn {
 	}
 	b.Cleanup(func() { conn.Close() })
 	return conn
-}
-
-// BenchmarkFastPathCached is the UDP loop's work for one cache hit,
-// without the socket calls.
-func BenchmarkFastPathCached(b *testing.B) {
-	r := benchResolver(b, &suffixPolicy{block: map[string]string{"tiktok.com": "tiktok"}})
-	req := new(dns.Msg).SetQuestion("a.example.", dns.TypeA)
-	req.SetEdns0(1232, false)
-	w := &recordingWriter{remote: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}}
-	r.ServeDNS(w, req)
-	benchFastPath(b, r, req)
-}
-
-// BenchmarkFastPathBlocked is the UDP loop's work for one blocked name
-// (policy decision plus the wire-built answer with EDE).
-func BenchmarkFastPathBlocked(b *testing.B) {
-	r := benchResolver(b, &suffixPolicy{block: map[string]string{"tiktok.com": "tiktok"}})
-	req := new(dns.Msg).SetQuestion("www.tiktok.com.", dns.TypeA)
-	req.SetEdns0(1232, false)
-	benchFastPath(b, r, req)
-}
-
-func benchFastPath(b *testing.B, r *Resolver, req *dns.Msg) {
-	pkt, _ := req.Pack()
-	from := netip.MustParseAddrPort("127.0.0.1:5000")
-	var s fastScratch
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := r.fastUDP(pkt, from, &s); !ok {
-			b.Fatal("fast path not taken")
-		}
-	}
 }

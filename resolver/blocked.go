@@ -1,13 +1,11 @@
 package resolver
 
 import (
+	"encoding/binary"
 	"errors"
-	"net"
 	"net/netip"
 
 	"github.com/miekg/dns"
-
-	"github.com/dnsward/dnsward/metrics"
 )
 
 var errServFail = errors.New("upstream answered SERVFAIL")
@@ -16,7 +14,7 @@ var errServFail = errors.New("upstream answered SERVFAIL")
 type blockedAnswers struct {
 	mode       string
 	ttl        uint32
-	ipv4, ipv6 net.IP
+	ipv4, ipv6 []byte
 }
 
 func newBlockedAnswers(c BlockingConfig) blockedAnswers {
@@ -30,87 +28,73 @@ func newBlockedAnswers(c BlockingConfig) blockedAnswers {
 	return b
 }
 
-// blocked synthesizes the policy answer for req and records why. Every
-// qtype gets an answer: A/AAAA the sinkhole or null address where the mode
-// has one, everything else NODATA.
-func (r *Resolver) blocked(req *dns.Msg, d Decision, live *settings, ev *metrics.QueryEvent) (*dns.Msg, []dns.EDNS0) {
-	b := live.blocking
-	mode := b.mode
-	if d.Answer != "" {
-		mode = d.Answer
-	}
-	ev.Outcome, ev.Group, ev.List, ev.Rule, ev.Answer = metrics.OutcomeBlocked, d.Group, d.List, d.Rule, mode
-	ev.Monitored = false
+// The SOA of blocked negative answers, in wire form: clients cache the
+// negative answer for the block TTL (RFC 2308), so a policy change
+// reaches them within that time.
+var (
+	nullIPv4 [4]byte  // null_ip mode answers 0.0.0.0
+	nullIPv6 [16]byte // and ::
 
-	q := req.Question[0]
-	m := new(dns.Msg).SetReply(req)
-	m.Authoritative = false
+	blockedMname = []byte("\x07blocked\x07dnsward\x00")
+	blockedRname = []byte("\x0ahostmaster\x07blocked\x07dnsward\x00")
+)
+
+// appendBlocked writes the blocked answer for q in mode into dst: every
+// qtype gets one — A and AAAA the sinkhole or null address where the mode
+// has one, everything else NODATA with the SOA above (or NXDOMAIN or
+// REFUSED, by mode). The OPT record and EDE come from finishReply.
+func appendBlocked(dst, pkt []byte, q *wireQuery, mode string, b *blockedAnswers) ([]byte, sections) {
+	rcode := dns.RcodeSuccess
 	switch mode {
 	case AnswerRefused:
-		m.Rcode = dns.RcodeRefused
+		rcode = dns.RcodeRefused
 	case AnswerNXDomain:
-		m.Rcode = dns.RcodeNameError
-	case AnswerNullIP:
-		m.Answer = addressAnswer(q, b.ttl, net.IPv4zero.To4(), net.IPv6zero)
-	case AnswerSinkhole:
-		m.Answer = addressAnswer(q, b.ttl, b.ipv4, b.ipv6)
+		rcode = dns.RcodeNameError
 	}
-	if m.Rcode != dns.RcodeRefused && len(m.Answer) == 0 {
-		m.Ns = []dns.RR{blockedSOA(q.Name, b.ttl)}
-	}
-	ede := &dns.EDNS0_EDE{
-		InfoCode:  dns.ExtendedErrorCodeBlocked,
-		ExtraText: "blocked by list " + d.List + " (rule " + d.Rule + ") for group " + d.Group,
-	}
-	return m, []dns.EDNS0{ede}
-}
-
-func addressAnswer(q dns.Question, ttl uint32, v4, v6 net.IP) []dns.RR {
-	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: ttl}
+	dst = appendQuestion(dst, pkt, q, rcode)
+	var addr []byte
 	switch {
-	case q.Qtype == dns.TypeA && v4 != nil:
-		hdr.Rrtype = dns.TypeA
-		return []dns.RR{&dns.A{Hdr: hdr, A: v4}}
-	case q.Qtype == dns.TypeAAAA && v6 != nil:
-		hdr.Rrtype = dns.TypeAAAA
-		return []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: v6}}
+	case mode == AnswerNullIP && q.qtype == dns.TypeA:
+		addr = nullIPv4[:]
+	case mode == AnswerNullIP && q.qtype == dns.TypeAAAA:
+		addr = nullIPv6[:]
+	case mode == AnswerSinkhole && q.qtype == dns.TypeA:
+		addr = b.ipv4
+	case mode == AnswerSinkhole && q.qtype == dns.TypeAAAA:
+		addr = b.ipv6
 	}
-	return nil
+	var sec sections
+	switch {
+	case addr != nil:
+		dst = appendRRHeader(dst, q.qtype, b.ttl, len(addr))
+		dst = append(dst, addr...)
+		binary.BigEndian.PutUint16(dst[6:], 1) // ANCOUNT
+		sec.nsAt = len(dst)
+	case mode != AnswerRefused:
+		sec.nsAt = len(dst)
+		rdlen := len(blockedMname) + len(blockedRname) + 20
+		dst = appendRRHeader(dst, dns.TypeSOA, b.ttl, rdlen)
+		dst = append(dst, blockedMname...)
+		dst = append(dst, blockedRname...)
+		dst = binary.BigEndian.AppendUint32(dst, 1)     // serial
+		dst = binary.BigEndian.AppendUint32(dst, 3600)  // refresh
+		dst = binary.BigEndian.AppendUint32(dst, 600)   // retry
+		dst = binary.BigEndian.AppendUint32(dst, 86400) // expire
+		dst = binary.BigEndian.AppendUint32(dst, b.ttl) // minimum: negative caching TTL
+		binary.BigEndian.PutUint16(dst[8:], 1)          // NSCOUNT
+	}
+	sec.arAt = len(dst)
+	return dst, sec
 }
 
-// blockedSOA lets clients cache the negative answer for the block TTL
-// (RFC 2308), so a policy change reaches them within that time.
-func blockedSOA(name string, ttl uint32) dns.RR {
-	return &dns.SOA{
-		Hdr:     dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
-		Ns:      "blocked.dnsward.",
-		Mbox:    "hostmaster.blocked.dnsward.",
-		Serial:  1,
-		Refresh: 3600, Retry: 600, Expire: 86400,
-		Minttl: ttl,
-	}
-}
-
-// inspectChain checks every CNAME target in an answer against this
-// client's policy: a chain that passes through a blocked name is blocked
-// too (CNAME cloaking). Monitor matches are noted on the event.
-func (r *Resolver) inspectChain(ev *metrics.QueryEvent, resp *dns.Msg) (Decision, bool) {
-	for _, rr := range resp.Answer {
-		c, ok := rr.(*dns.CNAME)
-		if !ok {
-			continue
-		}
-		d := r.policy.Decide(ev.Client, c.Target)
-		switch d.Action {
-		case ActionBlock:
-			return d, true
-		case ActionMonitor:
-			if !ev.Monitored {
-				ev.Monitored, ev.List, ev.Rule = true, d.List, d.Rule
-			}
-		}
-	}
-	return Decision{}, false
+// appendRRHeader appends an owner pointing at the question name (offset
+// 12), type, class IN, TTL and RDLENGTH.
+func appendRRHeader(dst []byte, rrtype uint16, ttl uint32, rdlen int) []byte {
+	dst = append(dst, 0xC0, headerLen)
+	dst = binary.BigEndian.AppendUint16(dst, rrtype)
+	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
+	dst = binary.BigEndian.AppendUint32(dst, ttl)
+	return binary.BigEndian.AppendUint16(dst, uint16(rdlen))
 }
 
 // allowed reports whether client may query; the zero Addr (unknown

@@ -2,12 +2,17 @@ package resolver
 
 import (
 	"encoding/binary"
+	"errors"
 	"hash/maphash"
 	"strings"
 	"time"
 
+	"unsafe"
+
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
 // cacheKey is comparable, so the LRU compares whole keys: no hash collision
@@ -19,16 +24,29 @@ type cacheKey struct {
 	do, cd bool
 }
 
-func keyFor(q dns.Question, do, cd bool) cacheKey {
-	return cacheKey{name: strings.ToLower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: cd}
+// keyOf is the cache key of a query. The name is borrowed from the
+// query's scratch space: a key that is stored must own its name
+// (see ownedKey).
+func keyOf(q *wireQuery) cacheKey {
+	return cacheKey{name: unsafe.String(&q.qname[0], len(q.qname)), qtype: q.qtype, qclass: q.qclass,
+		do: q.do, cd: q.flags&dnswire.FlagCD != 0}
+}
+
+// owned returns k with a name of its own, for keys that outlive the query.
+func (k cacheKey) owned() cacheKey {
+	k.name = strings.Clone(k.name)
+	return k
 }
 
 // cacheEntry holds an upstream answer in wire format (ID 0, lower-case
-// question, no OPT record), so a hit is a copy plus a few patched bytes.
-// Entries are never modified after store.
+// question, AA clear — a cache is not an authority — and no OPT record),
+// so a hit is a copy plus a few patched bytes. Entries are never modified
+// after store. Answers that may not be cached (REFUSED, YXDOMAIN, a
+// negative answer without SOA) are answered from an entry too, one that
+// is never stored.
 type cacheEntry struct {
 	wire    []byte
-	ttlOffs []uint16 // where each record's TTL sits in wire
+	sec     sections // TTL offsets and section starts in wire
 	cnames  []string // CNAME targets in the answer, for per-client policy checks
 	stored  time.Time
 	expires time.Time
@@ -42,15 +60,14 @@ type answerCache struct {
 	shards  [cacheShards]*lru.Cache[cacheKey, *cacheEntry]
 	seed    maphash.Seed
 	cfg     CacheConfig
-	now     func() time.Time
 	onEvict func(n int)
 }
 
-func newAnswerCache(cfg CacheConfig, now func() time.Time, onEvict func(int)) *answerCache {
+func newAnswerCache(cfg CacheConfig, onEvict func(int)) *answerCache {
 	if cfg.MaxEntries <= 0 {
 		return nil
 	}
-	c := &answerCache{seed: maphash.MakeSeed(), cfg: cfg, now: now, onEvict: onEvict}
+	c := &answerCache{seed: maphash.MakeSeed(), cfg: cfg, onEvict: onEvict}
 	per := max(cfg.MaxEntries/cacheShards, 1)
 	for i := range c.shards {
 		c.shards[i], _ = lru.New[cacheKey, *cacheEntry](per) // only fails for size <= 0
@@ -62,40 +79,42 @@ func (c *answerCache) shard(k cacheKey) *lru.Cache[cacheKey, *cacheEntry] {
 	return c.shards[maphash.String(c.seed, k.name)%cacheShards]
 }
 
-// get returns the entry for k and whether it is still fresh. Expired
-// entries are returned too, for serve-stale; the caller decides.
-func (c *answerCache) get(k cacheKey) (e *cacheEntry, fresh bool) {
+// get returns the entry for k and whether it is still fresh at now.
+// Expired entries are returned too, for serve-stale; the caller decides.
+func (c *answerCache) get(k cacheKey, now time.Time) (e *cacheEntry, fresh bool) {
 	e, ok := c.shard(k).Get(k)
 	if !ok {
 		return nil, false
 	}
-	return e, c.now().Before(e.expires)
+	return e, now.Before(e.expires)
 }
 
-// put stores msg when it is cacheable and returns the stored entry (nil
-// when it is not). The cache takes ownership: the caller must not modify
-// msg afterwards. Record TTLs are clamped to the configured bounds in
-// place, so clients see what the cache enforces.
-func (c *answerCache) put(k cacheKey, msg *dns.Msg) *cacheEntry {
-	ttl, ok := c.ttlFor(msg)
-	if !ok {
-		return nil
+// put turns an upstream answer into an entry, stores it when it may be
+// cached, and returns it; nil means msg cannot be packed again. The cache
+// takes ownership: the caller must not modify msg afterwards. Record TTLs
+// are clamped to the configured bounds in place, so clients see what the
+// cache enforces. c may be nil (no cache): the entry is then never stored.
+func (c *answerCache) put(k cacheKey, msg *dns.Msg, now time.Time) *cacheEntry {
+	ttl, cacheable := time.Duration(0), false
+	if c != nil {
+		ttl, cacheable = c.ttlFor(msg)
 	}
-	limit := uint32(ttl / time.Second)
-	for _, s := range [][]dns.RR{msg.Answer, msg.Ns, msg.Extra} {
-		for _, rr := range s {
-			if h := rr.Header(); h.Rrtype != dns.TypeOPT {
-				h.Ttl = max(min(h.Ttl, limit), uint32(c.cfg.MinTTL/time.Second))
+	if cacheable {
+		limit := uint32(ttl / time.Second)
+		for _, s := range [][]dns.RR{msg.Answer, msg.Ns, msg.Extra} {
+			for _, rr := range s {
+				if h := rr.Header(); h.Rrtype != dns.TypeOPT {
+					h.Ttl = max(min(h.Ttl, limit), uint32(c.cfg.MinTTL/time.Second))
+				}
 			}
 		}
 	}
 	e, err := newCacheEntry(k, msg)
 	if err != nil {
-		return nil // not representable in wire form: answer it, just don't cache it
+		return nil
 	}
-	now := c.now()
 	e.stored, e.expires = now, now.Add(ttl)
-	if c.shard(k).Add(k, e) && c.onEvict != nil {
+	if cacheable && c.shard(k).Add(k, e) && c.onEvict != nil {
 		c.onEvict(1)
 	}
 	return e
@@ -159,6 +178,7 @@ func minTTL(sections ...[]dns.RR) uint32 {
 func newCacheEntry(k cacheKey, msg *dns.Msg) (*cacheEntry, error) {
 	m := *msg // shallow: only header fields and section slices change below
 	m.Id = 0
+	m.Authoritative = false
 	m.Compress = true
 	m.Question = []dns.Question{{Name: k.name, Qtype: k.qtype, Qclass: k.qclass}}
 	m.Extra = withoutOPT(append([]dns.RR(nil), msg.Extra...))
@@ -166,11 +186,11 @@ func newCacheEntry(k cacheKey, msg *dns.Msg) (*cacheEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	offs, err := ttlOffsets(wire)
-	if err != nil {
-		return nil, err
+	sec, ok := scanSections(wire)
+	if !ok {
+		return nil, errors.New("packed answer does not parse")
 	}
-	return &cacheEntry{wire: wire, ttlOffs: offs, cnames: cnameTargets(msg)}, nil
+	return &cacheEntry{wire: wire, sec: sec, cnames: cnameTargets(msg)}, nil
 }
 
 func cnameTargets(m *dns.Msg) []string {
@@ -192,7 +212,7 @@ func (e *cacheEntry) appendAged(dst []byte, now time.Time, staleTTL uint32) []by
 	out := dst[start:]
 	expired := !now.Before(e.expires)
 	age := uint32(now.Sub(e.stored) / time.Second)
-	for _, off := range e.ttlOffs {
+	for _, off := range e.sec.ttls {
 		ttl := binary.BigEndian.Uint32(out[off:])
 		switch {
 		case expired:
@@ -207,11 +227,12 @@ func (e *cacheEntry) appendAged(dst []byte, now time.Time, staleTTL uint32) []by
 	return dst
 }
 
-// aged returns the entry's answer as a message, TTLs counted down.
-func (e *cacheEntry) aged(now time.Time, staleTTL uint32) (*dns.Msg, error) {
-	m := new(dns.Msg)
-	if err := m.Unpack(e.appendAged(nil, now, staleTTL)); err != nil {
-		return nil, err
+func withoutOPT(rrs []dns.RR) []dns.RR {
+	out := rrs[:0]
+	for _, rr := range rrs {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			out = append(out, rr)
+		}
 	}
-	return m, nil
+	return out
 }

@@ -16,6 +16,15 @@ type Config struct {
 	Access   AccessConfig   `yaml:"access"`
 	Cache    CacheConfig    `yaml:"cache"`
 	Blocking BlockingConfig `yaml:"blocking"`
+	TCP      TCPConfig      `yaml:"tcp"`
+}
+
+// TCPConfig bounds stream connections (TCP, and DoT on top of it): an
+// idle client is closed, and no client may hold more than its share.
+type TCPConfig struct {
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`    // RFC 7766 §6.2.3: seconds, not minutes
+	MaxConnections int           `yaml:"max_connections"` // per listen address
+	MaxPerClient   int           `yaml:"max_per_client"`  // per client address
 }
 
 // AccessConfig lists the client networks that may query. Access control is
@@ -75,6 +84,7 @@ func DefaultConfig() Config {
 			ServeStale:     time.Hour,
 		},
 		Blocking: BlockingConfig{Answer: AnswerNXDomain, TTL: 60 * time.Second},
+		TCP:      TCPConfig{IdleTimeout: 10 * time.Second, MaxConnections: 1000, MaxPerClient: 100},
 	}
 }
 
@@ -112,6 +122,9 @@ func (c *Config) Validate() error {
 	if err := c.Cache.validate(); err != nil {
 		return err
 	}
+	if err := c.TCP.validate(); err != nil {
+		return err
+	}
 	return c.Blocking.validate()
 }
 
@@ -129,6 +142,18 @@ func (c *CacheConfig) validate() error {
 		return errAt("cache.negative_max_ttl", "%s is negative", c.NegativeMaxTTL)
 	case c.ServeStale < 0:
 		return errAt("cache.serve_stale", "%s is negative; use 0s to turn serve-stale off", c.ServeStale)
+	}
+	return nil
+}
+
+func (t *TCPConfig) validate() error {
+	switch {
+	case t.IdleTimeout < time.Second || t.IdleTimeout > 10*time.Minute:
+		return errAt("tcp.idle_timeout", "%s is outside 1s..10m", t.IdleTimeout)
+	case t.MaxConnections < 1:
+		return errAt("tcp.max_connections", "%d: at least 1 connection is needed", t.MaxConnections)
+	case t.MaxPerClient < 1 || t.MaxPerClient > t.MaxConnections:
+		return errAt("tcp.max_per_client", "%d is outside 1..tcp.max_connections (%d)", t.MaxPerClient, t.MaxConnections)
 	}
 	return nil
 }

@@ -184,6 +184,9 @@ func startResolver(t *testing.T, cfg Config, opts Options, upstreams ...string) 
 	if cfg.Blocking.Answer == "" {
 		cfg.Blocking = DefaultConfig().Blocking
 	}
+	if cfg.TCP.MaxConnections == 0 {
+		cfg.TCP = DefaultConfig().TCP
+	}
 	if cfg.Cache.MaxTTL == 0 {
 		c := DefaultConfig().Cache
 		c.MaxEntries = cfg.Cache.MaxEntries

@@ -1,160 +1,165 @@
 package resolver
 
 import (
-	"context"
-	"strconv"
+	"unsafe"
 
 	"github.com/miekg/dns"
 
 	"github.com/dnsward/dnsward/metrics"
 )
 
-// answer runs the pipeline for one query and returns the response before
-// it is fitted to the client, plus EDNS options to send (EDE).
-// The order is the product's contract: access → policy → cache → upstream
-// → response inspection. Policy sits before the cache so a list change
-// applies at once to names already cached.
-func (r *Resolver) answer(req *dns.Msg, ev *metrics.QueryEvent) (*dns.Msg, []dns.EDNS0) {
-	if req.Opcode != dns.OpcodeQuery {
-		ev.Outcome = metrics.OutcomeError
-		return new(dns.Msg).SetRcode(req, dns.RcodeNotImplemented), nil
-	}
-	if len(req.Question) != 1 {
-		ev.Outcome = metrics.OutcomeError
-		return new(dns.Msg).SetRcode(req, dns.RcodeFormatError), nil
-	}
-	q := req.Question[0]
-	ev.QName, ev.QType = q.Name, q.Qtype
-	live := r.live.Load()
-
-	if !allowed(live.access, ev.Client) {
-		ev.Outcome = metrics.OutcomeRefused
-		return new(dns.Msg).SetRcode(req, dns.RcodeRefused), nil
-	}
+// serve runs one query through the pipeline. Every transport — the UDP
+// read loops, TCP and TLS connections, DoH and DoQ requests — hands its
+// queries here, and the stages below, in this order, are the product's
+// contract. Each stage either answers (leaving the reply in req.out, nil
+// for "send nothing") or passes the query on.
+//
+// serve returns the reply when it is known at once, which is the case
+// for everything but a cache miss; then it returns pending, and req's
+// origin gets the reply later from the upstream's goroutine.
+func (r *Resolver) serve(req *request, s *scratch) (out []byte, pending bool) {
+	req.ev = metrics.QueryEvent{Time: r.now(), Client: req.client, Proto: req.transport.String()}
+	req.live = r.live.Load()
 	switch {
-	case q.Qclass != dns.ClassINET:
-		ev.Outcome = metrics.OutcomeRefused
-		return new(dns.Msg).SetRcode(req, dns.RcodeRefused), nil
-	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
-		ev.Outcome = metrics.OutcomeRefused
-		return new(dns.Msg).SetRcode(req, dns.RcodeRefused), nil
-	case q.Qtype == dns.TypeANY:
-		ev.Outcome = metrics.OutcomeForwarded
-		return minimalANY(req), nil
+	// The message itself first: what is not a well-formed query gets
+	// FORMERR or NOTIMP (or nothing, for responses), before any lookup.
+	case r.readQuery(req, s):
+	// NOTIFY comes from a zone's primary, which need not be a client:
+	// the zone's own allow list decides, not access control.
+	case r.notify(req, s):
+	// Access control before anything that costs work or says anything.
+	case r.checkAccess(req, s):
+	// EDNS versions we do not speak get BADVERS (RFC 6891 §6.1.3).
+	case r.checkEDNS(req, s):
+	// What a forwarder does not serve: other classes, zone transfers,
+	// and ANY, answered minimally (RFC 8482).
+	case r.special(req, s):
+	// Policy before the cache, so a list change applies at once to
+	// names already cached.
+	case r.applyPolicy(req, s):
+	// The cache is shared by every group; its answers are checked
+	// against this client's policy again (CNAME targets).
+	case r.answerFromCache(req, s):
+	// Upstream: one query however many clients ask; the reply is
+	// inspected, cached and fitted when it comes (see completed).
+	case r.forward(req, s):
+	default:
+		return nil, true
 	}
-
-	if r.policy != nil {
-		d := r.policy.Decide(ev.Client, q.Name)
-		ev.Group = d.Group
-		switch d.Action {
-		case ActionBlock:
-			return r.blocked(req, d, live, ev)
-		case ActionMonitor:
-			ev.Monitored, ev.List, ev.Rule = true, d.List, d.Rule
-		}
-	}
-
-	resp := r.resolve(req, ev)
-	if r.policy != nil && resp.Rcode == dns.RcodeSuccess {
-		if d, ok := r.inspectChain(ev, resp); ok {
-			return r.blocked(req, d, live, ev)
-		}
-	}
-	return resp, nil
+	r.record(req, req.out)
+	return req.out, false
 }
 
-// resolve answers from the cache, else from upstream, else from a stale
-// cache entry, else with SERVFAIL.
-func (r *Resolver) resolve(req *dns.Msg, ev *metrics.QueryEvent) *dns.Msg {
-	opt := req.IsEdns0()
-	do := opt != nil && opt.Do()
-	k := keyFor(req.Question[0], do, req.CheckingDisabled)
-
-	var stale *cacheEntry
-	if r.cache != nil {
-		e, fresh := r.cache.get(k)
-		if fresh {
-			if m, err := e.aged(r.now(), 0); err == nil {
-				r.countCache(true)
-				ev.Outcome = metrics.OutcomeCached
-				return m
-			}
+// readQuery parses the packet and refuses what the header rules refuse.
+func (r *Resolver) readQuery(req *request, s *scratch) bool {
+	q, verdict := parseQuery(req.pkt, s.name[:])
+	req.q = q
+	req.limit = replyLimit(&req.q, req.transport)
+	switch verdict {
+	case parseDrop:
+		req.out, req.silent = nil, true
+	case parseNotImpl:
+		req.out = headerOnlyError(s.out[:0], req.pkt, dns.RcodeNotImplemented)
+	case parseFormErr:
+		req.out = headerOnlyError(s.out[:0], req.pkt, dns.RcodeFormatError)
+		if q.qEnd > 0 { // the question was readable: echo it, as Unbound does
+			req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeFormatError)
 		}
-		r.countCache(false)
-		if e != nil && r.now().Sub(e.expires) < r.stale {
-			stale = e
-		}
+	default:
+		req.ev.QName = unsafe.String(&q.qname[0], len(q.qname)) // borrowed; record copies it if kept
+		req.ev.QType = q.qtype
+		return false
 	}
-
-	resp, err := r.forward(k, req.Question[0], do, req.CheckingDisabled)
-	if err == nil {
-		ev.Outcome = metrics.OutcomeForwarded
-		return resp.Copy() // the shared answer belongs to the cache
-	}
-	if stale != nil {
-		if m, err := stale.aged(r.now(), staleTTL); err == nil {
-			ev.Outcome = metrics.OutcomeStale
-			return m
-		}
-	}
-	r.log.Debug("upstream failed", "qname", ev.QName, "err", err)
-	ev.Outcome = metrics.OutcomeError
-	return new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+	req.ev.Outcome = metrics.OutcomeError
+	return true
 }
 
-// staleTTL is the TTL of answers served past expiry (RFC 8767 suggests 30 s).
-const staleTTL = 30
-
-// forward asks upstream once per key however many clients wait for it, and
-// stores the answer in the cache.
-func (r *Resolver) forward(k cacheKey, q dns.Question, do, cd bool) (*dns.Msg, error) {
-	flight := k.name + "/" + strconv.Itoa(int(k.qtype)) + "/" + strconv.Itoa(int(k.qclass)) +
-		"/" + strconv.FormatBool(do) + strconv.FormatBool(cd)
-	v, err, _ := r.flights.Do(flight, func() (any, error) {
-		// Not SetQuestion: it draws an ID from crypto/rand, a system call
-		// per miss, and the forwarder sets its own random ID anyway.
-		up := &dns.Msg{Question: []dns.Question{{Name: k.name, Qtype: q.Qtype, Qclass: q.Qclass}}}
-		up.RecursionDesired = true
-		up.CheckingDisabled = cd
-		up.SetEdns0(ourUDPSize, do)
-		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-		defer cancel()
-		resp, err := r.upstream.Exchange(ctx, up)
-		if err != nil {
-			return nil, err
-		}
-		if resp.Rcode == dns.RcodeServerFailure {
-			return nil, errServFail
-		}
-		if r.cache != nil {
-			r.cache.put(k, resp)
-		}
-		return resp, nil
-	})
-	if err != nil {
-		return nil, err
+// notify answers NOTIFY messages. Zone transfers are not served yet, so
+// NOTIFY is not implemented.
+func (r *Resolver) notify(req *request, s *scratch) bool {
+	if req.q.opcode() != dns.OpcodeNotify {
+		return false
 	}
-	return v.(*dns.Msg), nil
+	req.ev.Outcome = metrics.OutcomeError
+	req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeNotImplemented)
+	return true
+}
+
+// checkAccess refuses clients outside access.allow.
+func (r *Resolver) checkAccess(req *request, s *scratch) bool {
+	if allowed(req.live.access, req.client) {
+		return false
+	}
+	req.ev.Outcome = metrics.OutcomeRefused
+	req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeRefused)
+	return true
+}
+
+// checkEDNS answers BADVERS to EDNS versions above 0.
+func (r *Resolver) checkEDNS(req *request, s *scratch) bool {
+	if !req.q.edns || req.q.version == 0 {
+		return false
+	}
+	req.ev.Outcome = metrics.OutcomeError
+	req.ev.Rcode = dns.RcodeBadVers
+	req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeBadVers)
+	return true
+}
+
+// special refuses other classes and zone transfers, and answers ANY.
+func (r *Resolver) special(req *request, s *scratch) bool {
+	switch q := &req.q; {
+	case q.qclass != dns.ClassINET, q.qtype == dns.TypeAXFR, q.qtype == dns.TypeIXFR:
+		req.ev.Outcome = metrics.OutcomeRefused
+		req.out = errorReply(s.out[:0], req.pkt, q, dns.RcodeRefused)
+	case q.qtype == dns.TypeANY:
+		req.ev.Outcome = metrics.OutcomeForwarded
+		req.out = s.keep(minimalANY(s.out[:0], req))
+	default:
+		return false
+	}
+	return true
+}
+
+// applyPolicy asks policy about the name: blocked names are answered
+// here; monitored ones go on and are reported as "would block".
+func (r *Resolver) applyPolicy(req *request, s *scratch) bool {
+	if r.policy == nil {
+		return false
+	}
+	d := r.policy.Decide(req.client, req.ev.QName)
+	req.ev.Group = d.Group
+	switch d.Action {
+	case ActionBlock:
+		req.out = r.blockedAnswer(req, d, s)
+		return true
+	case ActionMonitor:
+		req.ev.Monitored, req.ev.List, req.ev.Rule = true, d.List, d.Rule
+	}
+	return false
+}
+
+// answerFromCache answers from a fresh cache entry.
+func (r *Resolver) answerFromCache(req *request, s *scratch) bool {
+	if r.cache == nil {
+		return false
+	}
+	e, fresh := r.cache.get(keyOf(&req.q), req.ev.Time)
+	r.countCache(fresh)
+	if !fresh {
+		return false
+	}
+	req.ev.Outcome = metrics.OutcomeCached
+	req.out = r.answerEntry(req, e, req.ev.Time, false, s)
+	return true
 }
 
 func (r *Resolver) countCache(hit bool) {
-	if r.rec == nil {
-		return
-	}
-	if hit {
+	switch {
+	case r.rec == nil:
+	case hit:
 		r.rec.CacheHit()
-	} else {
+	default:
 		r.rec.CacheMiss()
 	}
-}
-
-// minimalANY answers ANY per RFC 8482 with one synthesized HINFO record,
-// which ends the amplification value of ANY queries.
-func minimalANY(req *dns.Msg) *dns.Msg {
-	m := new(dns.Msg).SetReply(req)
-	m.Answer = []dns.RR{&dns.HINFO{
-		Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: 3600},
-		Cpu: "RFC8482",
-	}}
-	return m
 }

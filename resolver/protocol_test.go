@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
 // bigTXT returns a TXT record of about size bytes in 200-byte strings.
@@ -40,7 +42,7 @@ func TestLargeAnswerTruncatesOverUDPAndFitsOverTCP(t *testing.T) {
 	if !edns.Truncated {
 		t.Fatalf("4 KB answer fitted into the 1232-byte EDNS limit?")
 	}
-	if opt := edns.IsEdns0(); opt == nil || opt.UDPSize() != ourUDPSize {
+	if opt := edns.IsEdns0(); opt == nil || opt.UDPSize() != dnswire.UDPSize {
 		t.Fatalf("our OPT record missing or wrong size: %v", opt)
 	}
 }
@@ -88,41 +90,44 @@ func TestNonQueryOpcodesAreNotImplemented(t *testing.T) {
 	}
 }
 
-// A non-QUERY message may carry hundreds of questions; its NOTIMP must
+// A message may carry hundreds of questions; the error it gets (NOTIMP
+// for UPDATE, FORMERR for a NOTIFY, per miekg/dns's accept rules) must
 // still fit 512 bytes over UDP, so it echoes none of them.
 func TestManyQuestionsGetAHeaderOnlyReply(t *testing.T) {
 	up := startUpstream(t, testZone...)
 	srv := startResolver(t, Config{}, Options{}, up.addr)
-	m := new(dns.Msg).SetQuestion("a.example.", dns.TypeSOA)
-	m.Opcode = dns.OpcodeNotify
-	for i := range 300 {
-		m.Question = append(m.Question, dns.Question{Name: fmt.Sprintf("q%d.example.", i), Qtype: dns.TypeSOA, Qclass: dns.ClassINET})
-	}
-	wire, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("udp", srv.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(wire); err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 65535)
-	n, err := conn.Read(buf)
-	if err != nil {
-		t.Fatalf("no reply to a %d-byte NOTIFY: %v", len(wire), err)
-	}
-	resp := new(dns.Msg)
-	if err := resp.Unpack(buf[:n]); err != nil {
-		t.Fatal(err)
-	}
-	if n > dns.MinMsgSize || resp.Rcode != dns.RcodeNotImplemented || resp.Id != m.Id || len(resp.Question) != 0 {
-		t.Fatalf("%d-byte reply, rcode %s, %d questions; want NOTIMP with none, within 512 bytes",
-			n, dns.RcodeToString[resp.Rcode], len(resp.Question))
+	for op, want := range map[int]int{dns.OpcodeUpdate: dns.RcodeNotImplemented, dns.OpcodeNotify: dns.RcodeFormatError} {
+		m := new(dns.Msg).SetQuestion("a.example.", dns.TypeSOA)
+		m.Opcode = op
+		for i := range 300 {
+			m.Question = append(m.Question, dns.Question{Name: fmt.Sprintf("q%d.example.", i), Qtype: dns.TypeSOA, Qclass: dns.ClassINET})
+		}
+		wire, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.Dial("udp", srv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write(wire); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 65535)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no reply to a %d-byte %s: %v", len(wire), dns.OpcodeToString[op], err)
+		}
+		resp := new(dns.Msg)
+		if err := resp.Unpack(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if n > dns.MinMsgSize || resp.Rcode != want || resp.Id != m.Id || len(resp.Question) != 0 || resp.Opcode != op {
+			t.Fatalf("%s: %d-byte reply, rcode %s, %d questions; want %s with none, within 512 bytes", dns.OpcodeToString[op],
+				n, dns.RcodeToString[resp.Rcode], len(resp.Question), dns.RcodeToString[want])
+		}
 	}
 }
 

@@ -1,75 +1,138 @@
 package resolver
 
 import (
-	"strings"
+	"encoding/binary"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
-// ourUDPSize is the EDNS buffer size we advertise (the DNS flag day 2020
-// value that avoids IP fragmentation).
-const ourUDPSize = 1232
+// Every reply dnsward sends is finished here, in wire form: the header
+// that answers the query, our own OPT record (with EDE when there is
+// one), and the fit to the client's buffer. No path builds a reply of its
+// own.
 
-// fit makes resp a proper reply to req: same ID, the question exactly as
-// asked (case included) when there is one, our own OPT when the client
-// sent one, and small enough for the client's UDP buffer, never above the
-// size we advertise (TC set when records had to go).
-func fit(resp, req *dns.Msg, udp bool, opts []dns.EDNS0) {
-	resp.Id = req.Id
-	resp.Response = true
-	resp.Opcode = req.Opcode
-	resp.RecursionDesired = req.RecursionDesired
-	resp.RecursionAvailable = true
-	resp.CheckingDisabled = req.CheckingDisabled
-	// A query has one question. Echoing many (a non-QUERY opcode may carry
-	// hundreds) could push even a header-only error past the client's
-	// buffer, so that error goes without them.
-	resp.Question = nil
-	if len(req.Question) == 1 {
-		resp.Question = req.Question
-		echoOwnerCase(resp, req.Question[0].Name)
+// replyLimit is the largest reply the client can take: over UDP its EDNS
+// buffer size, at least 512 and never above what we advertise; over a
+// stream, a whole DNS message.
+func replyLimit(q *wireQuery, t Transport) int {
+	if t != TransportUDP {
+		return dnswire.MaxMessageSize
 	}
-	resp.Extra = withoutOPT(resp.Extra)
-	size := dns.MinMsgSize
-	if opt := req.IsEdns0(); opt != nil {
-		ours := ourOPT(resp.Rcode, opt.Do())
-		ours.Option = opts
-		resp.Extra = append(resp.Extra, ours)
-		size = min(max(int(opt.UDPSize()), dns.MinMsgSize), ourUDPSize)
+	if !q.edns {
+		return dnswire.MinUDPSize
 	}
-	resp.Rcode &= 0xF // the extended bits travel in the OPT record
-	if !udp {
-		size = dns.MaxMsgSize
-	}
-	resp.Truncate(size)
+	return min(max(int(q.udpSize), dnswire.MinUDPSize), dnswire.UDPSize)
 }
 
-func ourOPT(rcode int, do bool) *dns.OPT {
-	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	o.SetUDPSize(ourUDPSize)
-	o.SetDo(do)
-	o.SetExtendedRcode(uint16(rcode))
-	return o
+// putHeader makes out's header answer q: the query's ID, opcode, RD and
+// CD bits; QR and RA set; keep (some of AA, TC, AD) and the low four bits
+// of rcode as given. Section counts are left alone.
+func putHeader(out []byte, q *wireQuery, keep uint16, rcode int) {
+	binary.BigEndian.PutUint16(out, q.id)
+	flags := dnswire.FlagQR | dnswire.FlagRA | q.flags&(0x7800|dnswire.FlagRD|dnswire.FlagCD) |
+		keep&(dnswire.FlagAA|dnswire.FlagTC|dnswire.FlagAD) | uint16(rcode&0xF)
+	binary.BigEndian.PutUint16(out[2:], flags)
 }
 
-func withoutOPT(rrs []dns.RR) []dns.RR {
-	out := rrs[:0]
-	for _, rr := range rrs {
-		if rr.Header().Rrtype != dns.TypeOPT {
-			out = append(out, rr)
+// appendQuestion starts a reply in dst: a header for q with no records,
+// and the question exactly as asked (case included) when there is one.
+func appendQuestion(dst []byte, pkt []byte, q *wireQuery, rcode int) []byte {
+	dst = append(dst, pkt[:headerLen]...)
+	if q.qEnd > 0 {
+		dst = append(dst, pkt[headerLen:q.qEnd]...)
+		binary.BigEndian.PutUint16(dst[4:], 1)
+	} else {
+		binary.BigEndian.PutUint16(dst[4:], 0)
+	}
+	clear(dst[6:headerLen]) // AN, NS, AR
+	putHeader(dst, q, 0, rcode)
+	return dst
+}
+
+// errorReply is the answer for a query that gets only an rcode: REFUSED,
+// SERVFAIL, NOTIMP, FORMERR, BADVERS. It is never larger than the query
+// (the question at most, and an OPT record only if the query had one),
+// so it amplifies nothing.
+func errorReply(dst []byte, pkt []byte, q *wireQuery, rcode int) []byte {
+	dst = appendQuestion(dst, pkt, q, rcode)
+	if q.edns {
+		dst, _ = dnswire.AppendOPT(dst, q.do, rcode)
+	}
+	return dst
+}
+
+// headerOnlyError answers a message whose header the pipeline refuses
+// (more than one question, an unknown opcode): ID, opcode and RD echoed,
+// nothing else, so even a message with hundreds of questions gets a
+// 12-byte reply.
+func headerOnlyError(dst []byte, pkt []byte, rcode int) []byte {
+	dst = append(dst, pkt[:headerLen]...)
+	dst[2] = 0x80 | pkt[2]&0x78 | pkt[2]&0x01 // QR, opcode, RD
+	dst[3] = byte(rcode)
+	clear(dst[4:headerLen])
+	return dst
+}
+
+// ede is an Extended DNS Error (RFC 8914) to attach to a reply.
+type ede struct {
+	code string    // the INFO-CODE's two bytes, e.g. edeBlocked
+	text [6]string // concatenated; fixed so that building one never allocates
+}
+
+// edeBlocked is INFO-CODE 15, "Blocked" (RFC 8914 §4.16).
+const edeBlocked = "\x00\x0f"
+
+// finishReply completes a reply built in out (header patched by
+// putHeader, records in place, described by sec): it fits the records to
+// limit and appends our OPT record when the query had one. Fitting drops
+// the additional section first and, for a positive answer without DNSSEC,
+// the authority section; neither sets TC (RFC 2181 §9). Only when the
+// answer itself does not fit is TC set, with the question alone, so the
+// client asks again over TCP.
+func finishReply(out []byte, q *wireQuery, limit int, sec sections, e *ede) []byte {
+	optLen := 0
+	if q.edns {
+		optLen = 11
+		if e != nil {
+			optLen += 4 + len(e.code)
+			for _, t := range e.text {
+				optLen += len(t)
+			}
 		}
+	}
+	if len(out)+optLen > limit {
+		out = fitRecords(out, limit-optLen, sec, q.do)
+	}
+	if !q.edns {
+		return out
+	}
+	rcode := int(out[3] & 0xF)
+	out, rdlenAt := dnswire.AppendOPT(out, q.do, rcode)
+	if e != nil {
+		out = dnswire.AppendOption(out, rdlenAt, dns.EDNS0EDE, e.code, e.text[0], e.text[1], e.text[2], e.text[3], e.text[4], e.text[5])
 	}
 	return out
 }
 
-// echoOwnerCase rewrites answer owner names equal to the question (in any
-// case) to the client's spelling: cached answers are shared by every
-// spelling, and 0x20-checking stubs compare them.
-func echoOwnerCase(resp *dns.Msg, qname string) {
-	for _, rr := range resp.Answer {
-		h := rr.Header()
-		if h.Name != qname && strings.EqualFold(h.Name, qname) {
-			h.Name = qname
-		}
+// fitRecords cuts whole sections off out until it is at most limit bytes.
+func fitRecords(out []byte, limit int, sec sections, do bool) []byte {
+	if sec.arAt > 0 && sec.arAt <= limit {
+		binary.BigEndian.PutUint16(out[10:], 0)
+		return out[:sec.arAt]
 	}
+	positive := out[3]&0xF == dns.RcodeSuccess && binary.BigEndian.Uint16(out[6:]) > 0
+	if positive && !do && sec.nsAt > 0 && sec.nsAt <= limit {
+		clear(out[8:12]) // NS and AR counts
+		return out[:sec.nsAt]
+	}
+	qEnd := headerLen
+	if binary.BigEndian.Uint16(out[4:]) == 1 {
+		qEnd, _ = skipName(out, headerLen)
+		qEnd += 4
+	}
+	clear(out[6:12])
+	out[2] |= dnswire.FlagTC >> 8
+	return out[:qEnd]
 }

@@ -1,6 +1,7 @@
-// Package resolver answers DNS queries: listeners, the query pipeline, the
-// answer cache and the blocked-answer synthesis. Upstream forwarding lives
-// in the upstream subpackage; policy is asked through the Policy interface.
+// Package resolver answers DNS queries: listeners for every transport, the
+// one query pipeline they all hand queries to (pipeline.go), the answer
+// cache and blocked-answer synthesis. Upstream forwarding lives in the
+// upstream subpackage; policy is asked through the Policy interface.
 package resolver
 
 import (
@@ -14,9 +15,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/dnsward/dnsward/metrics"
+	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
 // Action is what policy decided for a name.
@@ -41,13 +42,21 @@ type Decision struct {
 // Policy decides per client and name. Implementations must be safe for
 // concurrent use and fast: it is asked on every query and for every CNAME
 // target of an answer.
+//
+// qname is borrowed: it may point into the caller's scratch buffer, which
+// is overwritten by the next query, so Decide must not keep it (nor let
+// the returned Decision refer to it) after it returns. The strings of the
+// returned Decision must stay valid and unchanged after the call (they
+// point into policy's immutable snapshot).
 type Policy interface {
 	Decide(client netip.Addr, qname string) Decision
 }
 
-// Forwarder sends a query upstream and returns a validated answer.
+// Forwarder sends queries upstream (upstream.Forwarder implements it).
 type Forwarder interface {
-	Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
+	// Start asks the upstreams and calls done exactly once, from any
+	// goroutine, with the validated reply or an error.
+	Start(q upstream.Query, deadline time.Time, done func(*dns.Msg, error))
 	Ready() bool
 }
 
@@ -63,8 +72,8 @@ type Options struct {
 	// UDPReaders is how many SO_REUSEPORT sockets, each read by a thread
 	// of its own, serve every UDP listen address; default GOMAXPROCS.
 	UDPReaders int
-	// MaxPending bounds UDP queries waiting on the full pipeline (mostly on
-	// upstreams); past it, new ones get SERVFAIL at once. Default 10000.
+	// MaxPending bounds queries waiting on upstreams, over every
+	// transport; past it, new ones get SERVFAIL at once. Default 10000.
 	MaxPending int
 }
 
@@ -86,17 +95,15 @@ type Resolver struct {
 	timeout    time.Duration
 	stale      time.Duration
 	udpReaders int
-	slowSlots  chan struct{}
-	workers    *workerPool // run what the fast path cannot answer
 	cache      *answerCache
-	flights    singleflight.Group
+	flights    *flights
 	live       atomic.Pointer[settings]
+	scratches  sync.Pool // for answers built off a listener's goroutine
 	inflight   sync.WaitGroup
-	readers    sync.WaitGroup // UDP read loops
-	udp        []udpSocket
-	servers    []*dns.Server // TCP
-	started    atomic.Bool
-	stopProbe  context.CancelFunc
+	listeners  listeners
+
+	probeMu     sync.Mutex
+	cancelProbe context.CancelFunc
 }
 
 // New builds a resolver; call Start to open its listeners.
@@ -133,13 +140,13 @@ func New(opts Options) (*Resolver, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 10000
 	}
-	r.slowSlots = make(chan struct{}, opts.MaxPending)
-	r.workers = newWorkerPool(func(p slowPacket) { r.serveUDPSlow(p.conn, p.pkt, p.from) })
+	r.flights = newFlights(opts.MaxPending)
+	r.scratches.New = func() any { return newScratch() }
 	var onEvict func(int)
 	if r.rec != nil {
 		onEvict = r.rec.CacheEvictions
 	}
-	r.cache = newAnswerCache(opts.Config.Cache, r.now, onEvict)
+	r.cache = newAnswerCache(opts.Config.Cache, onEvict)
 	if r.rec != nil && r.cache != nil {
 		r.rec.SetCacheEntriesFunc(r.cache.len)
 	}
@@ -163,7 +170,7 @@ func (r *Resolver) Apply(cfg Config) error {
 // Ready reports whether the listeners are up and an upstream has answered.
 func (r *Resolver) Ready() error {
 	switch {
-	case !r.started.Load():
+	case !r.listeners.started.Load():
 		return errors.New("listeners not started")
 	case !r.upstream.Ready():
 		return errors.New("no upstream has answered yet")

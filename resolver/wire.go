@@ -2,173 +2,233 @@ package resolver
 
 import (
 	"encoding/binary"
-	"errors"
+
+	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
-// Wire-format helpers for the UDP fast path: reading a query's question
-// and EDNS fields, and finding the TTLs of a packed answer, without
-// unpacking into dns.Msg (which allocates per record).
+// Every query, whatever its transport, is read by parseQuery straight
+// from its wire bytes: no dns.Msg is built for a query, which is what lets
+// cached and blocked answers go out without an allocation.
 
-const headerLen = 12
+const headerLen = dnswire.HeaderLen
 
-// wireQuery is what the fast path needs from a query packet.
+// maxNameText bounds a query name in text form: 255 wire bytes, every
+// byte escaped as \DDD in the worst case, plus dots.
+const maxNameText = 4*255 + 128
+
+// wireQuery is what the pipeline needs from a query packet. Its slices
+// borrow the packet and the caller's name buffer.
 type wireQuery struct {
 	id       uint16
-	flags    uint16
-	qname    []byte // lower-cased, dotted, fully qualified ("www.example.com.")
+	flags    uint16 // as sent; opcode in bits 11-14
+	qname    []byte // text, lower-cased, fully qualified ("www.example.com."), escaped as miekg/dns does
 	rawQName []byte // the question name as sent (wire labels), for echoing
 	qtype    uint16
 	qclass   uint16
-	qEnd     int  // offset after the question
+	qEnd     int  // offset after the question; 0 when there is none
 	edns     bool // the query carried an OPT record
+	version  uint8
 	do       bool
 	udpSize  uint16
 }
 
-var errSlowPath = errors.New("not for the fast path")
+func (q *wireQuery) opcode() int { return int(q.flags>>11) & 0xF }
 
-// parseQuery reads a plain query: QR=0, opcode QUERY, one question, no
-// answer or authority records, at most one additional record (an OPT
-// with EDNS version 0). Anything else returns errSlowPath, and the full
-// parser decides. name is scratch space of at least 256 bytes.
-func parseQuery(pkt []byte, name []byte) (wireQuery, error) {
+// parseVerdict is what parsing decided about a packet.
+type parseVerdict uint8
+
+const (
+	parsedQuery   parseVerdict = iota // a well-formed message for the pipeline
+	parseDrop                         // too short to answer, or a response: never reply to those
+	parseFormErr                      // FORMERR (RFC 1035 §4.1.1)
+	parseNotImpl                      // an opcode other than QUERY or NOTIFY: NOTIMP
+)
+
+// parseQuery reads the header, the question and the records after it,
+// applying miekg/dns's accept rules (dns.DefaultMsgAcceptFunc) so that
+// every transport admits the same messages: QUERY or NOTIFY, exactly one
+// question, at most one answer record (NOTIFY's SOA), one authority
+// record (IXFR's SOA) and two additional records; at most one OPT record
+// (RFC 6891 §6.1.1). name is scratch space of maxNameText bytes.
+func parseQuery(pkt, name []byte) (wireQuery, parseVerdict) {
 	var q wireQuery
-	if len(pkt) < headerLen {
-		return q, errSlowPath
+	if len(pkt) < headerLen || pkt[2]&0x80 != 0 {
+		return q, parseDrop
 	}
 	q.id = binary.BigEndian.Uint16(pkt)
 	q.flags = binary.BigEndian.Uint16(pkt[2:])
+	if op := q.opcode(); op != dns.OpcodeQuery && op != dns.OpcodeNotify {
+		return q, parseNotImpl
+	}
 	qd, an, ns, ar := binary.BigEndian.Uint16(pkt[4:]), binary.BigEndian.Uint16(pkt[6:]),
 		binary.BigEndian.Uint16(pkt[8:]), binary.BigEndian.Uint16(pkt[10:])
-	if q.flags&0x8000 != 0 || (q.flags>>11)&0xF != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 {
-		return q, errSlowPath
+	if qd != 1 || an > 1 || ns > 1 || ar > 2 {
+		return q, parseFormErr
 	}
-	off := headerLen
-	n := 0
+	off, n, ok := readQName(pkt, name)
+	if !ok || off+4 > len(pkt) {
+		return q, parseFormErr // a cut or compressed question name, or no type and class
+	}
+	q.rawQName, q.qname = pkt[headerLen:off], name[:n]
+	q.qtype = binary.BigEndian.Uint16(pkt[off:])
+	q.qclass = binary.BigEndian.Uint16(pkt[off+2:])
+	q.qEnd = off + 4
+	off = q.qEnd
+	for range int(an) + int(ns) {
+		if off, _, ok = skipRecord(pkt, off); !ok {
+			return q, parseFormErr
+		}
+	}
+	for range ar {
+		start := off
+		var rrtype uint16
+		if off, rrtype, ok = skipRecord(pkt, off); !ok {
+			return q, parseFormErr
+		}
+		if rrtype != dnswire.TypeOPT {
+			continue // a TSIG, for the NOTIFY handler to check
+		}
+		if q.edns || pkt[start] != 0 {
+			return q, parseFormErr // a second OPT, or one not owned by the root
+		}
+		q.edns = true
+		q.udpSize = binary.BigEndian.Uint16(pkt[start+3:])
+		q.version = pkt[start+6]
+		q.do = pkt[start+7]&0x80 != 0
+	}
+	return q, parsedQuery // trailing bytes are ignored, as miekg/dns does
+}
+
+// readQName reads the question name at the header's end into name as
+// lower-case text and returns the offset after it and the text length.
+// A question name may not be compressed: nothing precedes it to point at.
+func readQName(pkt, name []byte) (off, n int, ok bool) {
+	off = headerLen
+	wire := 0
 	for {
 		if off >= len(pkt) {
-			return q, errSlowPath
+			return 0, 0, false
 		}
 		l := int(pkt[off])
 		off++
 		if l == 0 {
 			break
 		}
-		if l > 63 || off+l > len(pkt) || n+l+1 > 254 {
-			return q, errSlowPath // compression in a question, or oversized
+		wire += l + 1
+		if l > 63 || off+l > len(pkt) || wire > 254 {
+			return 0, 0, false
 		}
-		for _, c := range pkt[off : off+l] {
-			if c == '.' || c == '\\' || c < 0x21 || c > 0x7e {
-				return q, errSlowPath // needs escaping in text form
-			}
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			name[n] = c
-			n++
-		}
-		name[n] = '.'
-		n++
+		n = appendLabelText(name, n, pkt[off:off+l])
 		off += l
 	}
 	if n == 0 {
 		name[0] = '.'
 		n = 1
 	}
-	q.rawQName = pkt[headerLen:off]
-	q.qname = name[:n]
-	if off+4 > len(pkt) {
-		return q, errSlowPath
-	}
-	q.qtype = binary.BigEndian.Uint16(pkt[off:])
-	q.qclass = binary.BigEndian.Uint16(pkt[off+2:])
-	off += 4
-	q.qEnd = off
-	if ar == 1 {
-		// OPT: root name, type 41, class = UDP size, TTL = ext-rcode|version|DO, rdlen, rdata.
-		if off+11 > len(pkt) || pkt[off] != 0 || binary.BigEndian.Uint16(pkt[off+1:]) != 41 {
-			return q, errSlowPath
+	return off, n, true
+}
+
+// appendLabelText writes one label and its dot into name at n, lower-cased,
+// escaping what miekg/dns escapes in presentation format, so that the text
+// packs back into the same wire name.
+func appendLabelText(name []byte, n int, label []byte) int {
+	for _, c := range label {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			name[n] = c + 'a' - 'A'
+			n++
+		case c == '.' || c == ' ' || c == '\'' || c == '@' || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\':
+			name[n], name[n+1] = '\\', c
+			n += 2
+		case c < ' ' || c > '~':
+			name[n], name[n+1], name[n+2], name[n+3] = '\\', '0'+c/100, '0'+c/10%10, '0'+c%10
+			n += 4
+		default:
+			name[n] = c
+			n++
 		}
-		if pkt[off+6] != 0 { // EDNS version other than 0: BADVERS from the full path
-			return q, errSlowPath
-		}
-		rdlen := int(binary.BigEndian.Uint16(pkt[off+9:]))
-		if off+11+rdlen != len(pkt) {
-			return q, errSlowPath
-		}
-		q.edns = true
-		q.udpSize = binary.BigEndian.Uint16(pkt[off+3:])
-		q.do = pkt[off+7]&0x80 != 0
-		off += 11 + rdlen
 	}
-	if off != len(pkt) {
-		return q, errSlowPath // trailing bytes
-	}
-	return q, nil
+	name[n] = '.'
+	return n + 1
 }
 
 // skipName returns the offset after the (possibly compressed) name at off.
-func skipName(msg []byte, off int) (int, error) {
+func skipName(msg []byte, off int) (int, bool) {
 	for {
 		if off >= len(msg) {
-			return 0, errSlowPath
+			return 0, false
 		}
 		l := int(msg[off])
 		switch {
 		case l == 0:
-			return off + 1, nil
+			return off + 1, true
 		case l&0xC0 == 0xC0:
-			return off + 2, nil
+			return off + 2, off+2 <= len(msg)
 		case l > 63:
-			return 0, errSlowPath
+			return 0, false
 		}
 		off += 1 + l
 	}
 }
 
-// ttlOffsets returns the offset of every record's TTL in a packed message
-// (OPT records excluded), so cached answers can be aged in place.
-func ttlOffsets(msg []byte) ([]uint16, error) {
+// skipRecord returns the offset after the resource record at off, and its type.
+func skipRecord(msg []byte, off int) (int, uint16, bool) {
+	off, ok := skipName(msg, off)
+	if !ok || off+10 > len(msg) {
+		return 0, 0, false
+	}
+	rrtype := binary.BigEndian.Uint16(msg[off:])
+	end := off + 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+	if end > len(msg) {
+		return 0, 0, false
+	}
+	return end, rrtype, true
+}
+
+// sections describes a packed message: where each record's TTL sits and
+// where the authority and additional sections begin.
+type sections struct {
+	ttls       []uint16
+	nsAt, arAt int
+}
+
+// scanSections walks a packed message (OPT records excluded from ttls).
+func scanSections(msg []byte) (sections, bool) {
+	var s sections
 	if len(msg) < headerLen {
-		return nil, errSlowPath
+		return s, false
 	}
 	qd := int(binary.BigEndian.Uint16(msg[4:]))
-	rrs := int(binary.BigEndian.Uint16(msg[6:])) + int(binary.BigEndian.Uint16(msg[8:])) + int(binary.BigEndian.Uint16(msg[10:]))
+	counts := [3]int{int(binary.BigEndian.Uint16(msg[6:])), int(binary.BigEndian.Uint16(msg[8:])), int(binary.BigEndian.Uint16(msg[10:]))}
 	off := headerLen
-	var err error
+	var ok bool
 	for range qd {
-		if off, err = skipName(msg, off); err != nil {
-			return nil, err
+		if off, ok = skipName(msg, off); !ok {
+			return s, false
 		}
 		off += 4
 	}
-	offs := make([]uint16, 0, rrs)
-	for range rrs {
-		if off, err = skipName(msg, off); err != nil {
-			return nil, err
+	s.ttls = make([]uint16, 0, counts[0]+counts[1]+counts[2])
+	for sec, n := range counts {
+		switch sec {
+		case 1:
+			s.nsAt = off
+		case 2:
+			s.arAt = off
 		}
-		if off+10 > len(msg) {
-			return nil, errSlowPath
+		for range n {
+			start := off
+			var rrtype uint16
+			if off, rrtype, ok = skipRecord(msg, off); !ok {
+				return s, false
+			}
+			if rrtype != dnswire.TypeOPT {
+				nameEnd, _ := skipName(msg, start)
+				s.ttls = append(s.ttls, uint16(nameEnd+4))
+			}
 		}
-		if binary.BigEndian.Uint16(msg[off:]) != 41 {
-			offs = append(offs, uint16(off+4))
-		}
-		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
 	}
-	if off != len(msg) {
-		return nil, errSlowPath
-	}
-	return offs, nil
-}
-
-// appendOPT adds our OPT record (UDP size, DO bit, no options) and counts
-// it in ARCOUNT.
-func appendOPT(msg []byte, do bool) []byte {
-	var flags byte
-	if do {
-		flags = 0x80
-	}
-	msg = append(msg, 0, 0, 41, byte(ourUDPSize>>8), byte(ourUDPSize&0xff), 0, 0, flags, 0, 0, 0)
-	binary.BigEndian.PutUint16(msg[10:], binary.BigEndian.Uint16(msg[10:])+1)
-	return msg
+	return s, off == len(msg)
 }

@@ -87,8 +87,8 @@ func TestNewAppliesDefaultsAndRejectsBadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if f.strategy != StrategyParallelBest || f.timeout != DefaultTimeout {
-		t.Errorf("strategy %q timeout %v, want the defaults", f.strategy, f.timeout)
+	if _, ok := f.strategy.(parallelBest); !ok || f.timeout != DefaultTimeout {
+		t.Errorf("strategy %T timeout %v, want the defaults", f.strategy, f.timeout)
 	}
 	if _, err := New(Config{Servers: []string{"smtp://127.0.0.1"}}, Options{}); err == nil {
 		t.Error("New accepted a bad server")

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
 const dnsMessageType = "application/dns-message"
@@ -24,7 +26,9 @@ type dohTransport struct {
 	client *http.Client
 }
 
-func (t *dohTransport) exchange(ctx context.Context, deadline time.Time, wire []byte, q dns.Question) (*dns.Msg, error) {
+func (t *dohTransport) start(a *attempt) { startBlocking(a, t.exchange) }
+
+func (t *dohTransport) exchange(ctx context.Context, deadline time.Time, wire []byte, qlen int) (*dns.Msg, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(wire))
@@ -45,14 +49,14 @@ func (t *dohTransport) exchange(ctx context.Context, deadline time.Time, wire []
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != dnsMessageType {
 		return nil, fmt.Errorf("content type %q, want %s", resp.Header.Get("Content-Type"), dnsMessageType)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMessageSize+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, dnswire.MaxMessageSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(body) > maxMessageSize {
-		return nil, fmt.Errorf("%w: body larger than %d bytes", errBadResponse, maxMessageSize)
+	if len(body) > dnswire.MaxMessageSize {
+		return nil, fmt.Errorf("%w: body larger than %d bytes", errBadResponse, dnswire.MaxMessageSize)
 	}
-	return parseReply(body, 0, q)
+	return parseReply(body, wire, 0, qlen)
 }
 
 func (t *dohTransport) close() error { return nil }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -47,7 +46,7 @@ var ErrClosed = errors.New("upstream: forwarder closed")
 // Forwarder sends queries to the configured upstreams. It is safe for
 // concurrent use.
 type Forwarder struct {
-	strategy      string
+	strategy      strategy
 	timeout       time.Duration
 	probeInterval time.Duration
 	ups           []*upstream
@@ -55,8 +54,8 @@ type Forwarder struct {
 	log           *slog.Logger
 	obs           Observer
 	ownHTTP       *http.Client // built here, so closed here
+	udp           *udpPoller   // nil without plain-DNS upstreams
 
-	rr    atomic.Uint32 // round_robin start position
 	ready atomic.Bool
 
 	closeMu   sync.Mutex // orders probe starts against Close
@@ -79,7 +78,7 @@ func New(cfg Config, opts Options) (*Forwarder, error) {
 		return nil, err
 	}
 	f := &Forwarder{
-		strategy:      cfg.Strategy,
+		strategy:      newStrategy(cfg.Strategy),
 		timeout:       cfg.Timeout,
 		probeInterval: defaultProbeInterval,
 		names:         slices.Clone(cfg.Servers),
@@ -93,13 +92,30 @@ func New(cfg Config, opts Options) (*Forwarder, error) {
 		f.obs = noObserver{}
 	}
 	f.bg, f.cancelBG = context.WithCancel(context.Background())
+	if err := f.buildTransports(cfg, opts); err != nil {
+		f.Close()
+		return nil, err
+	}
+	for _, u := range f.ups {
+		f.obs.UpstreamUp(u.name, true) // so dashboards show every upstream from the start
+	}
+	return f, nil
+}
+
+func (f *Forwarder) buildTransports(cfg Config, opts Options) error {
 	httpClient := opts.HTTPClient
 	for _, s := range cfg.Servers {
 		ep, _ := parseEndpoint(s) // Validate accepted it
 		var tr transport
 		switch ep.scheme {
 		case "udp":
-			tr = newUDPTransport(ep.addr, newStreamTransport(tcpDialer(ep.addr)))
+			if f.udp == nil {
+				var err error
+				if f.udp, err = newUDPPoller(); err != nil {
+					return fmt.Errorf("upstream: %w", err)
+				}
+			}
+			tr = newUDPTransport(ep.addr, f.udp, newStreamTransport(tcpDialer(ep.addr)))
 		case "tcp":
 			tr = newStreamTransport(tcpDialer(ep.addr))
 		case "tls":
@@ -113,10 +129,7 @@ func New(cfg Config, opts Options) (*Forwarder, error) {
 		}
 		f.ups = append(f.ups, &upstream{name: s, tr: tr})
 	}
-	for _, u := range f.ups {
-		f.obs.UpstreamUp(u.name, true) // so dashboards show every upstream from the start
-	}
-	return f, nil
+	return nil
 }
 
 // Names returns the upstreams as written in the config, in config order.
@@ -125,8 +138,9 @@ func (f *Forwarder) Names() []string { return slices.Clone(f.names) }
 // Ready reports whether any upstream has answered successfully since start.
 func (f *Forwarder) Ready() bool { return f.ready.Load() }
 
-// Close stops background probes and closes pooled connections. Exchanges
-// still running finish with errors; new ones return ErrClosed.
+// Close stops background probes and closes sockets and pooled
+// connections. Exchanges still running finish with errors; new ones get
+// ErrClosed.
 func (f *Forwarder) Close() error {
 	f.closeMu.Lock()
 	if f.closed.Swap(true) {
@@ -140,95 +154,142 @@ func (f *Forwarder) Close() error {
 	for _, u := range f.ups {
 		errs = append(errs, u.tr.close())
 	}
+	if f.udp != nil {
+		errs = append(errs, f.udp.close())
+	}
 	if f.ownHTTP != nil {
 		f.ownHTTP.CloseIdleConnections()
 	}
 	return errors.Join(errs...)
 }
 
-// Exchange forwards q and returns the answer with q's ID and question. q is
-// not modified. When every upstream fails, a SERVFAIL or REFUSED answer from
-// one of them is returned if there was one, else an error.
-func (f *Forwarder) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+// Start sends q to the upstreams in the strategy's order and calls done
+// exactly once, from any goroutine, with the validated reply (ID 0,
+// question as sent) or an error. When every upstream fails, done gets an
+// upstream's own SERVFAIL or REFUSED reply if there was one. No attempt
+// runs past deadline. done must not block: it runs on the goroutine that
+// reads upstream replies.
+func (f *Forwarder) Start(q Query, deadline time.Time, done func(*dns.Msg, error)) {
+	order, healthy := f.strategy.order(f.ups)
+	f.start(order, healthy, q, deadline, done)
+}
+
+func (f *Forwarder) start(order []*upstream, healthy int, q Query, deadline time.Time, done func(*dns.Msg, error)) *exchange {
 	if f.closed.Load() {
-		return nil, ErrClosed
+		done(nil, ErrClosed)
+		return nil
 	}
-	if len(q.Question) != 1 {
-		return nil, fmt.Errorf("upstream: query has %d questions, want 1", len(q.Question))
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
-	}
-	wire, clientEDNS, err := packQuery(q)
+	wire, qlen, err := packQuery(q)
 	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
+		done(nil, fmt.Errorf("upstream: %w", err))
+		return nil
 	}
-	now := time.Now()
-	order, probes := f.plan(now)
-	// failover and round_robin may spend a timeout per upstream, capped by ctx;
-	// parallel_best gives the whole exchange one timeout.
-	var budget time.Time
-	width := 1
-	if f.strategy == StrategyParallelBest {
-		width = 2
-		budget = now.Add(f.timeout)
+	ex := &exchange{f: f, wire: wire, qlen: qlen, order: order, width: f.strategy.width(), done: done}
+	// parallel_best gives the whole exchange one timeout; failover and
+	// round_robin spend up to a timeout per upstream, within the deadline.
+	ex.budget = deadline
+	if ex.width > 1 {
+		ex.budget = minTime(deadline, time.Now().Add(f.timeout))
 	}
-	var reply *dns.Msg
-	if len(probes) == 0 && (width == 1 || len(order) == 1) {
-		reply, err = f.sequential(ctx, order, budget, wire, q.Question[0])
-	} else {
-		reply, err = f.race(ctx, order, probes, width, budget, wire, q.Question[0])
+	ex.begin(healthy)
+	return ex
+}
+
+// Exchange is Start for callers that wait: it forwards m's question (with
+// its DO and CD bits) and returns the answer with m's ID and question.
+func (f *Forwarder) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	if len(m.Question) != 1 {
+		return nil, fmt.Errorf("upstream: query has %d questions, want 1", len(m.Question))
 	}
+	q := m.Question[0]
+	opt := m.IsEdns0()
+	order, healthy := f.strategy.order(f.ups)
+	reply, err := f.exchangeWithOrder(ctx, order, healthy, Query{Name: q.Name, Type: q.Qtype, Class: q.Qclass,
+		DO: opt != nil && opt.Do(), CD: m.CheckingDisabled})
 	if err != nil {
 		return nil, err
 	}
-	finish(reply, q, clientEDNS)
+	reply.Id = m.Id
+	reply.Question = append(reply.Question[:0], m.Question...)
+	if opt == nil { // a client without EDNS gets no OPT record
+		reply.Extra = slices.DeleteFunc(reply.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+	}
 	return reply, nil
 }
 
-// plan returns the upstreams to try in order (healthy ones first, by
-// strategy; down ones last) and the down ones due for a re-probe, which ride
-// along with real traffic when a healthy upstream exists.
-func (f *Forwarder) plan(now time.Time) (order, probes []*upstream) {
-	n := len(f.ups)
-	if n == 1 {
-		return f.ups, nil
-	}
-	start := 0
-	if f.strategy == StrategyRoundRobin {
-		start = int((f.rr.Add(1) - 1) % uint32(n))
-	}
-	order = make([]*upstream, 0, n)
-	var down []*upstream
-	for i := range n {
-		u := f.ups[(start+i)%n]
-		isDown, probe := u.probeState(now, f.nextProbeWait())
-		switch {
-		case !isDown:
-			order = append(order, u)
-		case probe:
-			probes = append(probes, u)
-		default:
-			down = append(down, u)
-		}
-	}
-	if f.strategy == StrategyParallelBest && len(order) > 2 {
-		ranks := make(map[*upstream]rank, len(order))
-		for _, u := range order {
-			ranks[u] = u.rank()
-		}
-		slices.SortStableFunc(order, func(a, b *upstream) int { return ranks[a].compare(ranks[b]) })
-	}
-	if len(order) == 0 { // nothing healthy: the due ones first, then the rest
-		return append(probes, down...), nil
-	}
-	return append(order, down...), probes
+// exchangeWith asks exactly these upstreams, in order (probes).
+func (f *Forwarder) exchangeWith(ctx context.Context, ups []*upstream, q Query) (*dns.Msg, error) {
+	return f.exchangeWithOrder(ctx, ups, len(ups), q)
 }
 
-// nextProbeWait is the interval plus jitter, so probes of several down
-// upstreams spread out.
-func (f *Forwarder) nextProbeWait() time.Duration {
-	return f.probeInterval + rand.N(f.probeInterval+1)
+func (f *Forwarder) exchangeWithOrder(ctx context.Context, order []*upstream, healthy int, q Query) (*dns.Msg, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	type outcome struct {
+		msg *dns.Msg
+		err error
+	}
+	got := make(chan outcome, 1)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Duration(len(order)) * f.timeout)
+	}
+	ex := f.start(order, healthy, q, deadline, func(m *dns.Msg, err error) { got <- outcome{m, err} })
+	select {
+	case o := <-got:
+		if o.err != nil && pastDeadline(ctx) {
+			o.err = fmt.Errorf("upstream: %w", errorList{context.DeadlineExceeded, o.err})
+		}
+		return o.msg, o.err
+	case <-ctx.Done():
+		if ex != nil {
+			ex.abort(fmt.Errorf("upstream: %w", ctx.Err()))
+		}
+		o := <-got
+		return o.msg, o.err
+	}
+}
+
+// account records one attempt's outcome: metrics, readiness and health.
+// A transition to down starts probing the upstream in the background.
+func (f *Forwarder) account(u *upstream, r result, elapsed time.Duration, hadBudget bool) {
+	f.obs.UpstreamResult(u.name, r.outcome, elapsed)
+	if r.outcome == OutcomeSuccess {
+		f.ready.Store(true)
+	}
+	changed, up := u.record(effectOf(r, hadBudget), elapsed)
+	if !changed {
+		return
+	}
+	f.obs.UpstreamUp(u.name, up)
+	if up {
+		f.log.Info("upstream is answering again", "upstream", u.name)
+		return
+	}
+	f.log.Warn("upstream marked down; probing it every few seconds until it answers",
+		"upstream", u.name, "consecutive_failures", downAfter, "last_error", r.err)
+	f.closeMu.Lock()
+	defer f.closeMu.Unlock()
+	if !f.closed.Load() {
+		f.probesRun.Add(1)
+		go f.probeWhileDown(u)
+	}
+}
+
+// pastDeadline reports a context whose deadline has passed, even if its
+// own timer has not fired yet (a socket deadline at the same instant can
+// fire first).
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(d)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 type noObserver struct{}

@@ -2,14 +2,18 @@ package upstream
 
 import (
 	"cmp"
+	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // downAfter consecutive failures mark an upstream down.
 const downAfter = 3
 
-// defaultProbeInterval is the least time between re-probes of a down
+// defaultProbeInterval is the least time between probes of a down
 // upstream; each wait adds up to the same again as jitter (5-10 s).
 const defaultProbeInterval = 5 * time.Second
 
@@ -26,38 +30,20 @@ type upstream struct {
 	name string
 	tr   transport
 
-	mu        sync.Mutex
-	fails     int // consecutive failures
-	down      bool
-	nextProbe time.Time     // when down: earliest time real traffic may probe it
-	rtt       time.Duration // moving average of successful attempts, for parallel_best ranking
+	mu    sync.Mutex
+	fails int // consecutive failures
+	down  bool
+	rtt   time.Duration // moving average of successful attempts, for parallel_best ranking
 }
 
-// probeState reports whether u is down and, if so, whether the caller has
-// claimed its re-probe (at most one per interval).
-func (u *upstream) probeState(now time.Time, interval time.Duration) (down, probe bool) {
+func (u *upstream) isDown() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !u.down {
-		return false, false
-	}
-	if now.Before(u.nextProbe) {
-		return true, false
-	}
-	u.nextProbe = now.Add(interval)
-	return true, true
-}
-
-// downState reports whether u is down and whether its re-probe is due,
-// without claiming the probe.
-func (u *upstream) downState(now time.Time) (down, due bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.down, u.down && !now.Before(u.nextProbe)
+	return u.down
 }
 
 // record applies one attempt's effect and reports an up/down transition.
-func (u *upstream) record(effect healthEffect, d time.Duration, now time.Time, interval time.Duration) (changed, up bool) {
+func (u *upstream) record(effect healthEffect, d time.Duration) (changed, up bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch effect {
@@ -76,11 +62,27 @@ func (u *upstream) record(effect healthEffect, d time.Duration, now time.Time, i
 		u.fails++
 		if !u.down && u.fails >= downAfter {
 			u.down = true
-			u.nextProbe = now.Add(interval)
 			return true, false
 		}
 	}
 	return false, !u.down
+}
+
+func effectOf(r result, hadBudget bool) healthEffect {
+	switch r.outcome {
+	case OutcomeSuccess:
+		return healthGood
+	case OutcomeServfail:
+		if r.msg.Rcode == dns.RcodeRefused { // refusing everyone is a config problem upstream
+			return healthBad
+		}
+		return healthNeutral // SERVFAIL is often about one broken domain
+	case OutcomeTimeout:
+		if !hadBudget {
+			return healthNeutral
+		}
+	}
+	return healthBad
 }
 
 // rank orders upstreams for parallel_best: fewer recent failures, then faster.
@@ -100,4 +102,23 @@ func (a rank) compare(b rank) int {
 		return c
 	}
 	return cmp.Compare(a.rtt, b.rtt)
+}
+
+// probeWhileDown asks a down upstream for the root NS set every few
+// seconds until it answers, so clients never wait on a server that is
+// known dead, and it is back in use as soon as it recovers. Traffic
+// skips a down upstream unless every other has failed too.
+func (f *Forwarder) probeWhileDown(u *upstream) {
+	defer f.probesRun.Done()
+	for u.isDown() {
+		wait := f.probeInterval + rand.N(f.probeInterval+1) // jitter spreads several down upstreams
+		select {
+		case <-f.bg.Done():
+			return
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithTimeout(f.bg, f.timeout)
+		_, _ = f.exchangeWith(ctx, []*upstream{u}, Query{Name: ".", Type: dns.TypeNS, Class: dns.ClassINET})
+		cancel()
+	}
 }

@@ -1,130 +1,94 @@
 package upstream
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
-// advertisedUDPSize is the EDNS0 buffer size we offer upstreams (DNS Flag Day
-// 2020): big enough for most answers, small enough to avoid IP fragmentation,
-// which is the easy path for spoofed answers. Listeners fit answers to clients.
-const advertisedUDPSize = 1232
-
-// maxMessageSize is the largest DNS message over TCP, TLS or HTTPS.
-const maxMessageSize = 65535
+// Query is one question for the upstreams. Nothing else of the client's
+// message is forwarded: not its ID, not its EDNS options (an ECS option
+// would tell the upstream where the client is).
+type Query struct {
+	Name   string // fully qualified; sent as written (the resolver lower-cases it)
+	Type   uint16
+	Class  uint16
+	DO, CD bool
+}
 
 // errBadResponse marks a reply that is malformed or answers another query.
 var errBadResponse = errors.New("bad response")
 
-// packQuery packs q for upstreams with ID 0 (each transport sets its own),
-// recursion desired, and an OPT record advertising advertisedUDPSize. The
-// client's own OPT keeps its DO bit, version and options. q is not modified.
-func packQuery(q *dns.Msg) (wire []byte, clientEDNS bool, err error) {
-	m := *q // shallow copy: RRs are shared read-only, slices we change are new
-	m.Id = 0
-	m.RecursionDesired = true
-	m.Extra = make([]dns.RR, 0, len(q.Extra)+1)
-	for _, rr := range q.Extra {
-		if opt, ok := rr.(*dns.OPT); ok {
-			own := *opt
-			own.SetUDPSize(advertisedUDPSize)
-			rr, clientEDNS = &own, true
-		}
-		m.Extra = append(m.Extra, rr)
+// packQuery returns q in wire form with ID 0 (each attempt sets its own):
+// RD set, CD as asked, and an OPT record offering dnswire.UDPSize with the
+// DO bit. It also returns the question section's length, for matchesQuery.
+func packQuery(q Query) ([]byte, int, error) {
+	buf := make([]byte, dnswire.HeaderLen, dnswire.HeaderLen+len(q.Name)+2+4+11)
+	flags := uint16(dnswire.FlagRD)
+	if q.CD {
+		flags |= dnswire.FlagCD
 	}
-	if !clientEDNS {
-		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-		opt.SetUDPSize(advertisedUDPSize)
-		m.Extra = append(m.Extra, opt)
-	}
-	wire, err = m.Pack()
+	binary.BigEndian.PutUint16(buf[2:], flags)
+	binary.BigEndian.PutUint16(buf[4:], 1) // QDCOUNT
+	buf = buf[:cap(buf)]
+	end, err := dns.PackDomainName(q.Name, buf, dnswire.HeaderLen, nil, false)
 	if err != nil {
-		return nil, false, fmt.Errorf("packing query: %w", err)
+		return nil, 0, fmt.Errorf("packing query for %q: %w", q.Name, err)
 	}
-	return wire, clientEDNS, nil
+	buf = buf[:end]
+	buf = binary.BigEndian.AppendUint16(buf, q.Type)
+	buf = binary.BigEndian.AppendUint16(buf, q.Class)
+	qlen := len(buf) - dnswire.HeaderLen
+	buf, _ = dnswire.AppendOPT(buf, q.DO, 0)
+	return buf, qlen, nil
 }
 
 // withID returns a copy of wire carrying a fresh random ID.
 func withID(wire []byte) ([]byte, uint16) {
-	id := uint16(rand.Uint32())
+	id := randomID()
 	out := make([]byte, len(wire))
 	copy(out, wire)
-	out[0], out[1] = byte(id>>8), byte(id)
+	binary.BigEndian.PutUint16(out, id)
 	return out, id
 }
 
-// parseReply unpacks buf and checks it answers the query with this ID and
-// question; anything else is errBadResponse.
-func parseReply(buf []byte, id uint16, q dns.Question) (*dns.Msg, error) {
-	if len(buf) < 12 {
-		return nil, fmt.Errorf("%w: %d-byte message", errBadResponse, len(buf))
+// matchesQuery is the cheap check that a datagram is the reply to the
+// query sent with this ID and question section (wire is that query):
+// anything else may be spoofed and is ignored while the real reply is
+// awaited. Some servers drop the question from error replies.
+func matchesQuery(reply, wire []byte, id uint16, qlen int) bool {
+	h := dnswire.HeaderLen
+	if len(reply) < h || binary.BigEndian.Uint16(reply) != id || reply[2]&0x80 == 0 {
+		return false
 	}
-	if got := uint16(buf[0])<<8 | uint16(buf[1]); got != id {
-		return nil, fmt.Errorf("%w: ID %d, expected %d", errBadResponse, got, id)
+	switch binary.BigEndian.Uint16(reply[4:]) {
+	case 0:
+		rcode := reply[3] & 0xF
+		return rcode != dns.RcodeSuccess && rcode != dns.RcodeNameError
+	case 1:
+		return len(reply) >= h+qlen && dnswire.EqualFold(reply[h:h+qlen], wire[h:h+qlen])
+	}
+	return false
+}
+
+// parseReply checks that buf answers the query (see matchesQuery),
+// unpacks it and checks its records; anything else is errBadResponse.
+func parseReply(buf, wire []byte, id uint16, qlen int) (*dns.Msg, error) {
+	if !matchesQuery(buf, wire, id, qlen) {
+		return nil, fmt.Errorf("%w: not a reply to this query (ID, QR bit or question differ)", errBadResponse)
 	}
 	r := new(dns.Msg)
 	if err := r.Unpack(buf); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadResponse, err)
 	}
-	if !r.Response {
-		return nil, fmt.Errorf("%w: QR bit not set", errBadResponse)
-	}
 	if err := CheckRecordData(r); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadResponse, err)
 	}
-	// Some servers drop the question from error replies.
-	errorWithoutQuestion := len(r.Question) == 0 && r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError
-	if !errorWithoutQuestion && (len(r.Question) != 1 || !sameQuestion(r.Question[0], q)) {
-		return nil, fmt.Errorf("%w: answers a different question", errBadResponse)
-	}
 	return r, nil
-}
-
-func sameQuestion(a, b dns.Question) bool {
-	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && equalFoldASCII(a.Name, b.Name)
-}
-
-// equalFoldASCII compares DNS names ignoring ASCII case only (RFC 4343).
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-// finish makes reply answer q as the client sent it: same ID, same question
-// (including case), and no OPT record unless the client used EDNS.
-func finish(reply, q *dns.Msg, clientEDNS bool) {
-	reply.Id = q.Id
-	reply.Question = append(reply.Question[:0], q.Question...)
-	if clientEDNS {
-		return
-	}
-	extra := reply.Extra[:0]
-	for _, rr := range reply.Extra {
-		if rr.Header().Rrtype != dns.TypeOPT {
-			extra = append(extra, rr)
-		}
-	}
-	reply.Extra = extra
-	if reply.Rcode > 0xF { // extended rcodes need EDNS; the client cannot read them
-		reply.Rcode = dns.RcodeServerFailure
-	}
 }
 
 // CheckRecordData rejects an unpacked message holding a record whose data

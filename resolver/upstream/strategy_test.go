@@ -180,16 +180,21 @@ func TestFormerrAndNotimpAreBadResponses(t *testing.T) {
 	}
 }
 
-func TestDownUpstreamIsSkippedThenReprobed(t *testing.T) {
+func TestDownUpstreamIsSkippedThenProbedBackUp(t *testing.T) {
 	var refusing atomic.Bool
 	refusing.Store(true)
-	var flaky counter
-	flakyAddr, _ := startUDPTCP(t, flaky.wrap(serve(func(req *dns.Msg) *dns.Msg {
+	var clientQueries, probes atomic.Int64
+	flakyAddr, _ := startUDPTCP(t, serve(func(req *dns.Msg) *dns.Msg {
+		if req.Question[0].Name == "." {
+			probes.Add(1)
+		} else {
+			clientQueries.Add(1)
+		}
 		if refusing.Load() {
 			return fixedRcode(dns.RcodeRefused)(req)
 		}
 		return zone(req)
-	})))
+	}))
 	backupAddr, _ := startUDPTCP(t, serve(zone))
 	rec := &recorder{}
 	f := newForwarder(t, Config{Servers: []string{flakyAddr, backupAddr}, Strategy: StrategyFailover}, Options{Observer: rec})
@@ -201,21 +206,25 @@ func TestDownUpstreamIsSkippedThenReprobed(t *testing.T) {
 	if rec.upCount(flakyAddr+" down") != 1 {
 		t.Fatalf("after %d failures: transitions %v, want %s down", downAfter, rec.ups, flakyAddr)
 	}
-	exchangeA(t, f) // before the probe is due: the down upstream is not asked
-	if n := flaky.udp.Load(); n != downAfter {
-		t.Errorf("down upstream got %d queries, want %d", n, downAfter)
+	for range 3 {
+		exchangeA(t, f) // the down upstream is not asked: no client waits on it
 	}
+	if n := clientQueries.Load(); n != downAfter {
+		t.Errorf("down upstream got %d client queries, want %d", n, downAfter)
+	}
+	waitFor(t, func() bool { return probes.Load() >= 1 }, "a probe of the down upstream")
 
-	refusing.Store(false)
-	time.Sleep(2*f.probeInterval + 20*time.Millisecond)
-	exchangeA(t, f) // carries the re-probe
-	waitFor(t, func() bool { return rec.upCount(flakyAddr+" up") == 2 }, "the re-probe to bring it back up")
-	// Count on the observer, after in-flight attempts of the probing query settle.
-	time.Sleep(100 * time.Millisecond)
+	refusing.Store(false) // recovery needs no client traffic: the probe finds it
+	waitFor(t, func() bool { return rec.upCount(flakyAddr+" up") == 2 }, "the probe to bring it back up")
 	flakyOK, backupOK := rec.resultCount(flakyAddr+" success"), rec.resultCount(backupAddr+" success")
 	exchangeA(t, f)
 	if rec.resultCount(flakyAddr+" success") != flakyOK+1 || rec.resultCount(backupAddr+" success") != backupOK {
 		t.Errorf("after recovery the first upstream should answer again; observer saw %v", rec.results)
+	}
+	probesThen := probes.Load()
+	time.Sleep(3 * f.probeInterval)
+	if n := probes.Load(); n != probesThen {
+		t.Errorf("%d probes after recovery, want none", n-probesThen)
 	}
 }
 

@@ -53,7 +53,12 @@ func tlsDialer(addr string, cfg *tls.Config) dialFunc {
 	}
 }
 
-func (t *streamTransport) exchange(ctx context.Context, deadline time.Time, wire []byte, q dns.Question) (*dns.Msg, error) {
+func (t *streamTransport) start(a *attempt) { startBlocking(a, t.exchange) }
+
+// aLongTimeAgo is a deadline in the past: setting it wakes a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (t *streamTransport) exchange(ctx context.Context, deadline time.Time, wire []byte, qlen int) (*dns.Msg, error) {
 	query, id := withID(wire)
 	frame := make([]byte, 2+len(query))
 	frame[0], frame[1] = byte(len(query)>>8), byte(len(query))
@@ -71,7 +76,7 @@ func (t *streamTransport) exchange(ctx context.Context, deadline time.Time, wire
 				return nil, err
 			}
 		}
-		msg, err := t.roundTrip(ctx, conn, deadline, frame, id, q)
+		msg, err := t.roundTrip(ctx, conn, deadline, frame, id, wire, qlen)
 		if err == nil {
 			return msg, nil
 		}
@@ -86,13 +91,13 @@ func (t *streamTransport) exchange(ctx context.Context, deadline time.Time, wire
 
 // roundTrip writes frame and reads one reply; the connection goes back to the
 // pool on success and is closed otherwise.
-func (t *streamTransport) roundTrip(ctx context.Context, conn net.Conn, deadline time.Time, frame []byte, id uint16, q dns.Question) (*dns.Msg, error) {
+func (t *streamTransport) roundTrip(ctx context.Context, conn net.Conn, deadline time.Time, frame []byte, id uint16, wire []byte, qlen int) (*dns.Msg, error) {
 	if err := conn.SetDeadline(deadline); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
-	msg, err := writeRead(conn, frame, id, q)
+	msg, err := writeRead(conn, frame, id, wire, qlen)
 	if !stop() || err != nil {
 		// On cancellation the deadline may already be poisoned: don't pool it.
 		conn.Close()
@@ -102,7 +107,7 @@ func (t *streamTransport) roundTrip(ctx context.Context, conn net.Conn, deadline
 	return msg, nil
 }
 
-func writeRead(conn net.Conn, frame []byte, id uint16, q dns.Question) (*dns.Msg, error) {
+func writeRead(conn net.Conn, frame []byte, id uint16, wire []byte, qlen int) (*dns.Msg, error) {
 	if _, err := conn.Write(frame); err != nil {
 		return nil, err
 	}
@@ -115,7 +120,7 @@ func writeRead(conn net.Conn, frame []byte, id uint16, q dns.Question) (*dns.Msg
 	if _, err := io.ReadFull(conn, buf); err != nil {
 		return nil, err
 	}
-	return parseReply(buf, id, q)
+	return parseReply(buf, wire, id, qlen)
 }
 
 func (t *streamTransport) get() (net.Conn, bool) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
 func TestForwardsRecordsIntactOverEveryProtocol(t *testing.T) {
@@ -168,7 +170,7 @@ func TestOnlyForgedRepliesIsBadResponse(t *testing.T) {
 	}
 }
 
-func TestEDNSAdvertisedAndClientOptionsKept(t *testing.T) {
+func TestEDNSAdvertisedAndClientOptionsNotForwarded(t *testing.T) {
 	seen := make(chan *dns.OPT, 2)
 	addr, _ := startUDPTCP(t, serve(func(req *dns.Msg) *dns.Msg {
 		seen <- req.IsEdns0()
@@ -182,23 +184,24 @@ func TestEDNSAdvertisedAndClientOptionsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opt := <-seen; opt == nil || opt.UDPSize() != advertisedUDPSize || opt.Do() {
-		t.Errorf("upstream saw OPT %v, want UDP size %d without DO", opt, advertisedUDPSize)
+	if opt := <-seen; opt == nil || opt.UDPSize() != dnswire.UDPSize || opt.Do() {
+		t.Errorf("upstream saw OPT %v, want UDP size %d without DO", opt, dnswire.UDPSize)
 	}
 	if r.IsEdns0() != nil {
 		t.Error("client sent no EDNS but the reply has an OPT record")
 	}
 
+	// A client's options (ECS says where it is) stay with dnsward.
 	q := query("a.test.", dns.TypeA)
 	q.SetEdns0(4096, true)
-	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: 65001, Data: []byte("keep")})
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: 65001, Data: []byte("private")})
 	r, err = f.Exchange(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opt := <-seen
-	if opt == nil || opt.UDPSize() != advertisedUDPSize || !opt.Do() || len(opt.Option) != 1 || opt.Option[0].String() != (&dns.EDNS0_LOCAL{Code: 65001, Data: []byte("keep")}).String() {
-		t.Errorf("upstream saw OPT %v, want size %d, DO and the client's option", opt, advertisedUDPSize)
+	if opt == nil || opt.UDPSize() != dnswire.UDPSize || !opt.Do() || len(opt.Option) != 0 {
+		t.Errorf("upstream saw OPT %v, want size %d, DO and no options", opt, dnswire.UDPSize)
 	}
 	if r.IsEdns0() == nil {
 		t.Error("client sent EDNS but the reply has no OPT record")

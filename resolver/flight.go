@@ -1,0 +1,165 @@
+package resolver
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/metrics"
+	"github.com/dnsward/dnsward/resolver/upstream"
+)
+
+// A cache miss becomes a flight: one upstream query per cache key,
+// however many clients ask for it meanwhile, and from whatever transport.
+// Each waiting client keeps a copy of its packet; when the upstream
+// answers, every one of them is answered from the same entry, through
+// the same answerEntry a cache hit takes.
+
+// errUnpackable is an upstream answer that does not pack again.
+var errUnpackable = errors.New("upstream answer cannot be packed again")
+
+// flights is the set of questions waiting on upstreams.
+type flights struct {
+	mu      sync.Mutex
+	byKey   map[cacheKey]*flight
+	waiting int // clients, over every flight
+	max     int
+}
+
+type flight struct {
+	key     cacheKey // owns its name
+	waiters []*waiter
+}
+
+// waiter is one client waiting on a flight.
+type waiter struct {
+	pkt       []byte // a copy of the query
+	client    netip.Addr
+	transport Transport
+	limit     int
+	ev        metrics.QueryEvent // as the pipeline filled it; QName is set again from pkt
+	from      origin
+	peer      netip.AddrPort
+	local     netip.AddrPort
+}
+
+func newFlights(max int) *flights {
+	return &flights{byKey: make(map[cacheKey]*flight), max: max}
+}
+
+// join adds w to the flight for k, starting one if there is none (first
+// is then true). It refuses (ok false) when max clients already wait.
+func (f *flights) join(k cacheKey, w *waiter) (fl *flight, first, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiting >= f.max {
+		return nil, false, false
+	}
+	f.waiting++
+	if fl = f.byKey[k]; fl != nil {
+		fl.waiters = append(fl.waiters, w)
+		return fl, false, true
+	}
+	fl = &flight{key: k.owned(), waiters: []*waiter{w}}
+	f.byKey[fl.key] = fl
+	return fl, true, true
+}
+
+// land removes a finished flight and returns its waiters.
+func (f *flights) land(fl *flight) []*waiter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.byKey, fl.key)
+	f.waiting -= len(fl.waiters)
+	return fl.waiters
+}
+
+// forward sends a miss upstream, or joins the flight already asking.
+// Beyond MaxPending waiting clients it answers SERVFAIL at once: a flood
+// of unique names, or upstreams down, must not pile up memory.
+func (r *Resolver) forward(req *request, s *scratch) bool {
+	w := &waiter{pkt: append([]byte(nil), req.pkt...), client: req.client, transport: req.transport,
+		limit: req.limit, ev: req.ev, from: req.from, peer: req.peer, local: req.local}
+	if w.from == nil {
+		w.from = &udpOrigin{sock: req.udp, to: req.peer, dst: req.dst, ifindex: req.ifindex}
+	}
+	fl, first, ok := r.flights.join(keyOf(&req.q), w)
+	if !ok {
+		req.ev.Outcome = metrics.OutcomeError
+		req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeServerFailure)
+		return true
+	}
+	r.inflight.Add(1)
+	if first {
+		k := fl.key
+		q := upstream.Query{Name: k.name, Type: k.qtype, Class: k.qclass, DO: k.do, CD: k.cd}
+		// Upstream deadlines run on real time: r.now may be a test's frozen clock.
+		r.upstream.Start(q, time.Now().Add(r.timeout), func(m *dns.Msg, err error) { r.completed(fl, m, err) })
+	}
+	return false
+}
+
+// completed answers a flight's clients once the upstream has replied:
+// from the new entry (which the cache keeps when it may), else from a
+// stale entry within cache.serve_stale, else with SERVFAIL.
+func (r *Resolver) completed(fl *flight, m *dns.Msg, err error) {
+	now := r.now()
+	if err == nil && m.Rcode == dns.RcodeServerFailure {
+		err = errServFail
+	}
+	var e *cacheEntry
+	if err == nil {
+		if e = r.cache.put(fl.key, m, now); e == nil {
+			err = errUnpackable
+		}
+	}
+	if err != nil {
+		r.log.Debug("upstream failed", "qname", fl.key.name, "err", err)
+	}
+	stale := r.staleEntry(fl.key, now, e)
+	live := r.live.Load()
+	s := r.scratches.Get().(*scratch)
+	defer r.scratches.Put(s)
+	for _, w := range r.flights.land(fl) {
+		req := w.request(s)
+		req.live = live
+		switch {
+		case e != nil:
+			req.ev.Outcome = metrics.OutcomeForwarded
+			req.out = r.answerEntry(req, e, now, false, s)
+		case stale != nil:
+			req.ev.Outcome = metrics.OutcomeStale
+			req.out = r.answerEntry(req, stale, now, true, s)
+		default:
+			req.ev.Outcome = metrics.OutcomeError
+			req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeServerFailure)
+		}
+		w.from.reply(req.out)
+		r.record(req, req.out)
+		r.inflight.Done()
+	}
+}
+
+// staleEntry returns an expired entry still within serve-stale, when
+// the upstream gave nothing to answer with.
+func (r *Resolver) staleEntry(k cacheKey, now time.Time, fresh *cacheEntry) *cacheEntry {
+	if fresh != nil || r.cache == nil || r.stale <= 0 {
+		return nil
+	}
+	if e, _ := r.cache.get(k, now); e != nil && now.Sub(e.expires) < r.stale {
+		return e
+	}
+	return nil
+}
+
+// request rebuilds the waiter's request from its own packet copy.
+func (w *waiter) request(s *scratch) *request {
+	req := &request{pkt: w.pkt, client: w.client, transport: w.transport, limit: w.limit, ev: w.ev,
+		peer: w.peer, local: w.local}
+	req.q, _ = parseQuery(w.pkt, s.name[:]) // parsed before: it parses again
+	req.ev.QName = string(req.q.qname)
+	return req
+}

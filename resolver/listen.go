@@ -1,0 +1,196 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// listeners are the resolver's open sockets.
+type listeners struct {
+	started atomic.Bool
+	udp     []*udpSocket
+	streams []*streamListener
+	readers sync.WaitGroup // UDP read loops
+}
+
+// Start binds UDP and TCP on every listen address and serves in the
+// background. A bind failure closes what was opened and is returned.
+func (r *Resolver) Start() error {
+	for _, addr := range r.cfg.Listen {
+		ap, err := parseListen(addr)
+		if err != nil {
+			return r.startFailed(fmt.Errorf("listen %s: %w", addr, err))
+		}
+		v6only := needsV6Only(ap, r.cfg.Listen)
+		socks, l, err := listenPair(ap, r.udpReaders, v6only)
+		if err != nil {
+			return r.startFailed(fmt.Errorf("listen %s: %w", addr, explainBindError(err, ap)))
+		}
+		r.listeners.udp = append(r.listeners.udp, socks...)
+		r.listeners.streams = append(r.listeners.streams, r.newStreamListener(l, TransportTCP))
+	}
+	for _, u := range r.listeners.udp {
+		r.listeners.readers.Add(1)
+		go r.serveUDP(u)
+	}
+	for _, l := range r.listeners.streams {
+		go l.serve()
+	}
+	r.listeners.started.Store(true)
+	go r.probeUntilReady(r.probeContext())
+	return nil
+}
+
+// parseListen reads "IP:port"; ":port" means every address, as with Go's net.
+func parseListen(addr string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return netip.AddrPort{}, fmt.Errorf("%q is not IP:port", addr)
+	}
+	return netip.ParseAddrPort("[::]:" + port)
+}
+
+// needsV6Only reports whether ap is [::]:P while 0.0.0.0:P is listed too:
+// then the [::] sockets take IPv6 only, as Unbound and BIND users expect,
+// instead of failing to bind a port the IPv4 wildcard holds.
+func needsV6Only(ap netip.AddrPort, listen []string) bool {
+	if !ap.Addr().Is6() || !ap.Addr().IsUnspecified() || ap.Port() == 0 {
+		return false
+	}
+	for _, other := range listen {
+		o, err := netip.ParseAddrPort(other)
+		if err == nil && o.Port() == ap.Port() && o.Addr().Is4() && o.Addr().IsUnspecified() {
+			return true
+		}
+	}
+	return false
+}
+
+// explainBindError says what a busy port most likely means.
+func explainBindError(err error, ap netip.AddrPort) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return fmt.Errorf("%w (another process holds %s — another DNS server, or systemd-resolved on port 53?)", err, ap)
+}
+
+// listenPair binds n UDP sockets and one TCP listener on the same
+// address. With port 0 the TCP port must match the one UDP got, which
+// another process may hold: then it tries a few fresh ports.
+func listenPair(ap netip.AddrPort, n int, v6only bool) ([]*udpSocket, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		socks, err := listenUDP(ap, n, v6only)
+		if err != nil {
+			return nil, nil, fmt.Errorf("udp: %w", err)
+		}
+		l, err := listenTCP(socks[0].local, v6only)
+		if err == nil {
+			return socks, l, nil
+		}
+		for _, s := range socks {
+			s.release()
+		}
+		if ap.Port() != 0 || attempt == 10 {
+			return nil, nil, fmt.Errorf("tcp: %w", err)
+		}
+	}
+}
+
+// listenUDP opens n sockets bound to ap with SO_REUSEPORT. With port 0 the
+// later sockets reuse the port the first one got.
+func listenUDP(ap netip.AddrPort, n int, v6only bool) ([]*udpSocket, error) {
+	var socks []*udpSocket
+	for range n {
+		u, err := listenUDPSocket(ap, v6only)
+		if err != nil {
+			for _, s := range socks {
+				s.release()
+			}
+			return nil, err
+		}
+		socks = append(socks, u)
+		ap = netip.AddrPortFrom(ap.Addr(), u.local.Port())
+	}
+	return socks, nil
+}
+
+// listenTCP opens the stream listener for ap, IPv6-only when v6only.
+func listenTCP(ap netip.AddrPort, v6only bool) (net.Listener, error) {
+	lc := net.ListenConfig{}
+	network := "tcp4"
+	if ap.Addr().Is6() {
+		network = "tcp6"
+		if !v6only && ap.Addr().IsUnspecified() {
+			network = "tcp" // [::] serves IPv4 too
+		}
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = setV6Only(fd, v6only) }); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return lc.Listen(context.Background(), network, ap.String())
+}
+
+// Addrs returns the bound addresses (UDP and TCP share each port), one
+// per listen entry, in order.
+func (r *Resolver) Addrs() []net.Addr {
+	var out []net.Addr
+	for _, l := range r.listeners.streams {
+		out = append(out, l.l.Addr())
+	}
+	return out
+}
+
+func (r *Resolver) startFailed(err error) error {
+	for _, u := range r.listeners.udp {
+		u.release()
+	}
+	for _, l := range r.listeners.streams {
+		l.l.Close()
+	}
+	r.listeners.udp, r.listeners.streams = nil, nil
+	return err
+}
+
+// Shutdown stops accepting queries and waits for in-flight ones to be
+// answered, or for ctx to end.
+func (r *Resolver) Shutdown(ctx context.Context) error {
+	r.listeners.started.Store(false)
+	r.stopProbe()
+	for _, u := range r.listeners.udp {
+		u.Close()
+	}
+	for _, l := range r.listeners.streams {
+		l.close()
+	}
+	r.listeners.readers.Wait() // no new UDP work after this
+	done := make(chan struct{})
+	go func() {
+		r.inflight.Wait()
+		for _, l := range r.listeners.streams {
+			l.wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		for _, u := range r.listeners.udp {
+			u.release()
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: queries still in flight: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,75 @@
+package resolver
+
+import (
+	"net/netip"
+
+	"github.com/dnsward/dnsward/metrics"
+)
+
+// Transport says how a query reached dnsward. Its name is the bounded
+// value of the metrics' proto label.
+type Transport uint8
+
+const (
+	TransportUDP Transport = iota
+	TransportTCP
+	TransportTLS
+	TransportHTTPS
+	TransportQUIC
+)
+
+var transportNames = [...]string{"udp", "tcp", "tls", "https", "quic"}
+
+func (t Transport) String() string {
+	if int(t) < len(transportNames) {
+		return transportNames[t]
+	}
+	return "udp"
+}
+
+// origin is where a query came from: the pipeline hands it the reply of a
+// query it could not answer at once. reply(nil) means "send nothing"; it
+// is called exactly once per such query, from any goroutine.
+type origin interface {
+	reply(out []byte)
+}
+
+// request is one query on its way through the pipeline. Its packet and
+// the names in q borrow the listener's buffers until serve returns.
+type request struct {
+	pkt       []byte
+	q         wireQuery
+	client    netip.Addr
+	transport Transport
+	limit     int // the largest reply the client takes
+	live      *settings
+	ev        metrics.QueryEvent
+	out       []byte // the reply a stage decided on; nil: send nothing
+	silent    bool   // not a query at all (a response, a runt): nothing recorded
+
+	// Where a reply that is not known at once goes: stream listeners
+	// set from; UDP loops fill the fields below instead, and the
+	// pipeline builds their origin only for a cache miss, so that
+	// answering at once never allocates.
+	from    origin
+	udp     *udpSocket
+	peer    netip.AddrPort // UDP: the client's address and port
+	dst     netip.Addr     // UDP: the address the query was sent to, the reply's source
+	ifindex int32          // UDP: the interface it arrived on (IPv6 link-local replies need it)
+	local   netip.AddrPort // the listener's address, for dnstap
+}
+
+// scratch is one goroutine's reusable memory for building replies.
+type scratch struct {
+	name [maxNameText]byte
+	out  []byte
+}
+
+func newScratch() *scratch { return &scratch{out: make([]byte, 0, 4096)} }
+
+// keep returns out after making it the scratch's buffer, so capacity a
+// large answer grew stays for the next one.
+func (s *scratch) keep(out []byte) []byte {
+	s.out = out[:0]
+	return out
+}

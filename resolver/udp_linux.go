@@ -1,0 +1,206 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpSocket is a UDP socket that a read loop serves with blocking system
+// calls, its thread waiting in the kernel, instead of through Go's
+// netpoller: at moderate rates each packet otherwise costs a goroutine
+// park and a futex wake-up on top of the read; a thread blocked in the
+// kernel is woken by the packet itself, as in C resolvers. The socket is
+// ours, not net's, so closing it cannot race with a read Go's runtime
+// does not know about.
+//
+// A socket bound to a wildcard address (0.0.0.0, ::) reads each packet's
+// destination address (IP_PKTINFO, IPV6_PKTINFO) and sends the reply from
+// it: on a host with several addresses, a VIP or an anycast address, a
+// reply from any other address is dropped by the client.
+type udpSocket struct {
+	fd       int
+	family   int
+	local    netip.AddrPort
+	wildcard bool
+	closed   atomic.Bool
+}
+
+// readTimeoutUsec bounds each blocking read so a closed socket's reader
+// notices within this time even if shutdown(2) did not wake it.
+const readTimeoutUsec = 500_000
+
+// listenUDPSocket opens one SO_REUSEPORT socket on addr; v6only keeps a
+// [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too).
+func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
+	family := unix.AF_INET
+	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	u := &udpSocket{fd: fd, family: family, wildcard: addr.Addr().IsUnspecified()}
+	if err := u.setOptions(v6only); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	var sa unix.Sockaddr
+	if family == unix.AF_INET {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().Unmap().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("bind", err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	switch got := got.(type) {
+	case *unix.SockaddrInet4:
+		u.local = netip.AddrPortFrom(netip.AddrFrom4(got.Addr), uint16(got.Port))
+	case *unix.SockaddrInet6:
+		u.local = netip.AddrPortFrom(netip.AddrFrom16(got.Addr), uint16(got.Port))
+	}
+	return u, nil
+}
+
+func (u *udpSocket) setOptions(v6only bool) error {
+	if err := reusePort(uintptr(u.fd)); err != nil {
+		return err
+	}
+	tv := unix.Timeval{Usec: readTimeoutUsec}
+	if err := unix.SetsockoptTimeval(u.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+	}
+	if u.family == unix.AF_INET6 {
+		if err := setV6Only(uintptr(u.fd), v6only); err != nil {
+			return err
+		}
+	}
+	if !u.wildcard {
+		return nil
+	}
+	if u.family == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(u.fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
+			return os.NewSyscallError("setsockopt IPV6_RECVPKTINFO", err)
+		}
+		if v6only {
+			return nil
+		}
+	}
+	// IPv4 packets, also those a dual-stack [::] socket receives.
+	if err := unix.SetsockoptInt(u.fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
+		return os.NewSyscallError("setsockopt IP_PKTINFO", err)
+	}
+	return nil
+}
+
+// LocalAddr returns the bound address.
+func (u *udpSocket) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(u.local) }
+
+// Close stops the reader: shutdown(2) wakes a blocked read even on an
+// unconnected UDP socket, and the read timeout is the fallback. The
+// descriptor stays open until release, once nothing can use it: closing
+// it earlier could hand its number to another socket while a write from
+// a completing query is pending.
+func (u *udpSocket) Close() error {
+	u.closed.Store(true)
+	_ = unix.Shutdown(u.fd, unix.SHUT_RD)
+	return nil
+}
+
+func (u *udpSocket) release() { unix.Close(u.fd) }
+
+// udpIO is one goroutine's memory for reading and writing packets: the
+// message header, address and control buffers the kernel fills, kept
+// off the stack so a system call never makes them escape per packet.
+type udpIO struct {
+	buf     []byte
+	from    netip.AddrPort
+	dst     netip.Addr
+	ifindex int32
+
+	hdr  unix.Msghdr
+	iov  unix.Iovec
+	name unix.RawSockaddrInet6 // large enough for either family
+	oob  [128]byte
+}
+
+func newUDPIO(size int) *udpIO { return &udpIO{buf: make([]byte, size)} }
+
+// read blocks until a packet arrives into io.buf and returns its length,
+// with io.from (and, on a wildcard socket, io.dst and io.ifindex) set. It
+// returns net.ErrClosed once the socket is closed.
+func (u *udpSocket) read(io *udpIO) (int, error) {
+	for {
+		if u.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		io.iov.Base, io.iov.Len = &io.buf[0], uint64(len(io.buf))
+		io.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&io.name)), Namelen: uint32(unsafe.Sizeof(io.name)),
+			Iov: &io.iov, Iovlen: 1}
+		if u.wildcard {
+			io.hdr.Control, io.hdr.Controllen = &io.oob[0], uint64(len(io.oob))
+		}
+		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&io.hdr)), 0)
+		switch errno {
+		case 0:
+		case unix.EAGAIN, unix.EINTR:
+			continue // the read timeout, or a signal
+		default:
+			return 0, os.NewSyscallError("recvmsg", errno)
+		}
+		if n == 0 {
+			continue // woken by shutdown, or an empty datagram: nothing to answer
+		}
+		io.from = rawToAddrPort(&io.name)
+		io.dst, io.ifindex = netip.Addr{}, 0
+		if u.wildcard {
+			io.dst, io.ifindex = parsePktinfo(io.oob[:io.hdr.Controllen])
+		}
+		return int(n), nil
+	}
+}
+
+// parsePktinfo finds the destination address in a packet's control messages.
+func parsePktinfo(oob []byte) (netip.Addr, int32) {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(oob) {
+			break
+		}
+		data := oob[unix.SizeofCmsghdr:h.Len]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			p := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom4(p.Addr), p.Ifindex
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			p := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom16(p.Addr).Unmap(), int32(p.Ifindex)
+		}
+		oob = oob[cmsgAlign(int(h.Len)):]
+	}
+	return netip.Addr{}, 0
+}
+
+func cmsgAlign(n int) int { return (n + 7) &^ 7 }
+
+func rawToAddrPort(rsa *unix.RawSockaddrInet6) netip.AddrPort {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&rsa.Port))[:])
+	if rsa.Family == unix.AF_INET {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(rsa.Addr).Unmap(), port)
+}

@@ -1,0 +1,277 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// exchange is one query on its way through the upstreams: it keeps up to
+// width attempts in flight (two for parallel_best, else one), starts the
+// next upstream in order whenever one fails, and reports the first good
+// answer — or, when all fail, an upstream's own SERVFAIL/REFUSED answer
+// or an error — to done exactly once. Attempts report from whatever
+// goroutine their transport runs on (the UDP poller, a stream goroutine).
+type exchange struct {
+	f      *Forwarder
+	wire   []byte // the query with ID 0
+	qlen   int    // length of its question section
+	order  []*upstream
+	width  int
+	budget time.Time // no attempt runs past it
+	done   func(*dns.Msg, error)
+
+	mu       sync.Mutex
+	next     int
+	running  []*attempt
+	fails    failures
+	finished bool
+}
+
+// attempt is one try at one upstream. The transport runs it and calls
+// finish once, unless the exchange cancels it first.
+type attempt struct {
+	ex       *exchange
+	up       *upstream
+	started  time.Time
+	deadline time.Time
+
+	mu     sync.Mutex
+	cancel func() // set by the transport; stops the attempt
+	over   bool   // finished or cancelled
+}
+
+// nextLocked prepares an attempt at the next upstream in order; the
+// caller starts it once ex.mu is released, since a transport may report
+// at once (a socket error) and reporting takes ex.mu.
+func (ex *exchange) nextLocked() *attempt {
+	u := ex.order[ex.next]
+	ex.next++
+	now := time.Now()
+	a := &attempt{ex: ex, up: u, started: now, deadline: now.Add(ex.f.timeout)}
+	if a.deadline.After(ex.budget) {
+		a.deadline = ex.budget
+	}
+	ex.running = append(ex.running, a)
+	return a
+}
+
+// begin starts the first attempts: up to width of the upstreams in order.
+func (ex *exchange) begin(healthy int) {
+	ex.mu.Lock()
+	var first []*attempt
+	for len(first) < max(1, min(ex.width, healthy)) && ex.canLaunchLocked() {
+		first = append(first, ex.nextLocked())
+	}
+	ex.mu.Unlock()
+	for _, a := range first {
+		a.up.tr.start(a)
+	}
+}
+
+// canLaunchLocked reports whether another upstream may be tried.
+func (ex *exchange) canLaunchLocked() bool {
+	return !ex.finished && ex.next < len(ex.order) && time.Now().Before(ex.budget)
+}
+
+// onCancel registers how to stop the attempt. If the exchange ended
+// before the transport got this far, stop runs at once.
+func (a *attempt) onCancel(stop func()) {
+	a.mu.Lock()
+	over := a.over
+	a.cancel = stop
+	a.mu.Unlock()
+	if over {
+		stop()
+	}
+}
+
+// finish is the transport's report: msg is the validated reply, or err
+// says why there is none. cancelled is true when the attempt was stopped
+// from outside (it then says nothing about the upstream).
+func (a *attempt) finish(msg *dns.Msg, err error, cancelled bool) {
+	a.mu.Lock()
+	if a.over {
+		a.mu.Unlock()
+		return
+	}
+	a.over = true
+	a.mu.Unlock()
+	if cancelled {
+		return
+	}
+	r := classify(msg, err)
+	if r.err != nil {
+		r.err = fmt.Errorf("%s: %w", a.up.name, r.err)
+	}
+	// A timeout cut short by the exchange's budget says nothing about the upstream.
+	hadBudget := a.deadline.Sub(a.started) >= a.ex.f.timeout*9/10
+	a.ex.f.account(a.up, r, time.Since(a.started), hadBudget)
+	a.ex.result(a, r)
+}
+
+// stop cancels an attempt that has not finished.
+func (a *attempt) stop() {
+	a.mu.Lock()
+	if a.over {
+		a.mu.Unlock()
+		return
+	}
+	a.over = true
+	stop := a.cancel
+	a.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// result takes one attempt's outcome and decides whether the exchange is over.
+func (ex *exchange) result(a *attempt, r result) {
+	ex.mu.Lock()
+	if ex.finished {
+		ex.mu.Unlock()
+		return
+	}
+	ex.removeLocked(a)
+	if r.outcome == OutcomeSuccess {
+		ex.finishLocked(r.msg, nil)
+		return
+	}
+	ex.fails.add(r)
+	if ex.canLaunchLocked() {
+		next := ex.nextLocked()
+		ex.mu.Unlock()
+		next.up.tr.start(next)
+		return
+	}
+	if len(ex.running) > 0 {
+		ex.mu.Unlock()
+		return // a racer may still answer
+	}
+	msg, err := ex.fails.result()
+	ex.finishLocked(msg, err)
+}
+
+func (ex *exchange) removeLocked(a *attempt) {
+	for i, b := range ex.running {
+		if b == a {
+			ex.running = append(ex.running[:i], ex.running[i+1:]...)
+			return
+		}
+	}
+}
+
+// finishLocked ends the exchange, stops the attempts still running and
+// reports; it releases ex.mu.
+func (ex *exchange) finishLocked(msg *dns.Msg, err error) {
+	ex.finished = true
+	losers := ex.running
+	ex.running = nil
+	ex.mu.Unlock()
+	for _, a := range losers {
+		a.stop()
+	}
+	ex.done(msg, err)
+}
+
+// abort ends the exchange early with err (the caller gave up).
+func (ex *exchange) abort(err error) {
+	ex.mu.Lock()
+	if ex.finished {
+		ex.mu.Unlock()
+		return
+	}
+	ex.finishLocked(nil, err)
+}
+
+// result is one attempt's classified outcome.
+type result struct {
+	msg     *dns.Msg
+	err     error
+	outcome string
+}
+
+// classify decides what a reply (or its absence) means: the one place
+// where an upstream's answer is judged good, failed or bad.
+func classify(msg *dns.Msg, err error) result {
+	switch {
+	case err == nil && (msg.Rcode == dns.RcodeFormatError || msg.Rcode == dns.RcodeNotImplemented):
+		return result{err: fmt.Errorf("%w: rcode %s", errBadResponse, dns.RcodeToString[msg.Rcode]), outcome: OutcomeBadResponse}
+	case err == nil && (msg.Rcode == dns.RcodeServerFailure || msg.Rcode == dns.RcodeRefused):
+		return result{msg: msg, err: fmt.Errorf("rcode %s", dns.RcodeToString[msg.Rcode]), outcome: OutcomeServfail}
+	case err == nil:
+		return result{msg: msg, outcome: OutcomeSuccess}
+	case errors.Is(err, errBadResponse):
+		return result{err: err, outcome: OutcomeBadResponse}
+	case isTimeout(err):
+		return result{err: err, outcome: OutcomeTimeout}
+	default:
+		return result{err: err, outcome: OutcomeError}
+	}
+}
+
+// failures collects what went wrong so the caller gets one clear error, or
+// an upstream's own SERVFAIL/REFUSED answer when there is one.
+type failures struct {
+	errs  []error
+	reply *dns.Msg
+}
+
+func (fs *failures) add(r result) {
+	if r.msg != nil && fs.reply == nil {
+		fs.reply = r.msg
+	}
+	if r.err != nil {
+		fs.errs = append(fs.errs, r.err)
+	}
+}
+
+func (fs *failures) result() (*dns.Msg, error) {
+	if fs.reply != nil {
+		return fs.reply, nil
+	}
+	if len(fs.errs) == 0 {
+		return nil, errors.New("upstream: no upstream could be tried before the deadline")
+	}
+	return nil, fmt.Errorf("upstream: every upstream failed: %w", errorList(fs.errs))
+}
+
+// startBlocking runs a transport's blocking exchange on a goroutine of
+// its own: TCP, TLS and HTTPS attempts, and the TCP retry of a truncated
+// UDP reply.
+func startBlocking(a *attempt, run func(ctx context.Context, deadline time.Time, wire []byte, qlen int) (*dns.Msg, error)) {
+	ctx, cancel := context.WithDeadline(context.Background(), a.deadline)
+	a.onCancel(cancel)
+	go func() {
+		msg, err := run(ctx, a.deadline, a.ex.wire, a.ex.qlen)
+		cancelled := errors.Is(ctx.Err(), context.Canceled)
+		cancel()
+		a.finish(msg, err, cancelled)
+	}()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// errorList is errors.Join on one line, which reads better in logs.
+type errorList []error
+
+func (l errorList) Unwrap() []error { return l }
+
+func (l errorList) Error() string {
+	parts := make([]string, len(l))
+	for i, err := range l {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}

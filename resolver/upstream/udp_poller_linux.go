@@ -1,0 +1,211 @@
+package upstream
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpPoller waits for the replies of every UDP attempt in one epoll set,
+// read by one goroutine: a query costs a socket and a few system calls,
+// not a goroutine, a timer and a poller registration, which were most of
+// a cache miss's CPU. Deadlines sit in a heap; the poller sleeps until
+// the earliest, and an eventfd wakes it when an earlier one arrives or
+// the forwarder closes.
+type udpPoller struct {
+	epfd, wakefd int
+	done         chan struct{}
+
+	mu      sync.Mutex
+	slots   []udpSlot
+	free    []int32
+	timers  deadlines
+	sleepTo time.Time // when the poller wakes by itself
+	closed  bool
+
+	events [64]unix.EpollEvent // poller goroutine only
+	buf    [udpReadSize]byte
+}
+
+// udpSlot is one attempt's socket.
+type udpSlot struct {
+	gen      uint32 // counts reuses, so a stale event or timer cannot match
+	fd       int    // -1 when free
+	id       uint16
+	a        *attempt
+	t        *udpTransport
+	rejected error // the last datagram that was not the reply
+}
+
+const wakeToken = -1 // epoll data of the eventfd
+
+func newUDPPoller() (*udpPoller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeToken}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	p := &udpPoller{epfd: epfd, wakefd: wakefd, done: make(chan struct{})}
+	go p.run()
+	return p, nil
+}
+
+// send opens a socket for the attempt, sends its query and waits for the
+// reply in the poller. Failures are reported at once.
+func (p *udpPoller) send(a *attempt, t *udpTransport) {
+	wire, id := withID(a.ex.wire)
+	fd, err := dialAndSend(t.addr, wire)
+	if err != nil {
+		a.finish(nil, err, false)
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		unix.Close(fd)
+		a.finish(nil, ErrClosed, false)
+		return
+	}
+	idx := p.slotLocked()
+	sl := &p.slots[idx]
+	sl.fd, sl.id, sl.a, sl.t, sl.rejected = fd, id, a, t, nil
+	gen := sl.gen
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: idx, Pad: int32(gen)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		p.releaseLocked(idx)
+		p.mu.Unlock()
+		a.finish(nil, os.NewSyscallError("epoll_ctl", err), false)
+		return
+	}
+	heap.Push(&p.timers, timer{at: a.deadline, idx: idx, gen: gen})
+	wake := a.deadline.Before(p.sleepTo)
+	p.mu.Unlock()
+	if wake {
+		p.wake()
+	}
+	a.onCancel(func() { p.cancel(idx, gen) })
+}
+
+// dialAndSend opens a UDP socket connected to addr (the kernel picks a
+// random source port and drops datagrams from anyone else) and sends wire.
+func dialAndSend(addr netip.AddrPort, wire []byte) (int, error) {
+	if addr.Addr().Zone() != "" {
+		return -1, fmt.Errorf("scoped IPv6 upstream %s is not supported", addr)
+	}
+	family, sa := unix.AF_INET, unix.Sockaddr(nil)
+	if ip := addr.Addr().Unmap(); ip.Is4() {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: ip.As4()}
+	} else {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(addr.Port()), Addr: ip.As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("connect", err)
+	}
+	if _, err := unix.Write(fd, wire); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("write", err)
+	}
+	return fd, nil
+}
+
+func (p *udpPoller) slotLocked() int32 {
+	if n := len(p.free); n > 0 {
+		idx := p.free[n-1]
+		p.free = p.free[:n-1]
+		return idx
+	}
+	p.slots = append(p.slots, udpSlot{fd: -1})
+	return int32(len(p.slots) - 1)
+}
+
+// releaseLocked closes a slot's socket (which also leaves the epoll set)
+// and frees the slot.
+func (p *udpPoller) releaseLocked(idx int32) {
+	sl := &p.slots[idx]
+	unix.Close(sl.fd)
+	*sl = udpSlot{gen: sl.gen + 1, fd: -1}
+	p.free = append(p.free, idx)
+}
+
+// cancel drops an attempt the exchange no longer needs.
+func (p *udpPoller) cancel(idx int32, gen uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed && p.slots[idx].gen == gen && p.slots[idx].fd >= 0 {
+		p.releaseLocked(idx)
+	}
+}
+
+func (p *udpPoller) wake() {
+	var one = [8]byte{7: 1}
+	_, _ = unix.Write(p.wakefd, one[:])
+}
+
+// run is the poller goroutine: wait, handle replies, expire deadlines.
+func (p *udpPoller) run() {
+	defer close(p.done)
+	for {
+		msec := p.sleepTime()
+		n, err := unix.EpollWait(p.epfd, p.events[:], msec)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			n = 0
+		}
+		for _, ev := range p.events[:max(n, 0)] {
+			if ev.Fd == wakeToken {
+				var b [8]byte
+				_, _ = unix.Read(p.wakefd, b[:])
+				continue
+			}
+			p.readable(ev.Fd, uint32(ev.Pad))
+		}
+		if p.expire(time.Now()) {
+			return
+		}
+	}
+}
+
+// sleepTime is how long to wait for events: until the earliest deadline.
+func (p *udpPoller) sleepTime() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, ok := p.earliestLocked()
+	if !ok {
+		p.sleepTo = time.Unix(1<<62, 0)
+		return -1
+	}
+	p.sleepTo = at
+	wait := max(time.Until(at), 0)
+	return int((wait + time.Millisecond - 1) / time.Millisecond)
+}
+
+func (p *udpPoller) earliestLocked() (time.Time, bool) {
+	for p.timers.Len() > 0 {
+		head := p.timers[0]
+		if sl := &p.slots[head.idx]; sl.gen == head.gen && sl.fd >= 0 {
+			return head.at, true
+		}
+		heap.Pop(&p.timers) // answered or cancelled already
+	}
+	return time.Time{}, false
+}
