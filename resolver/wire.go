@@ -40,10 +40,10 @@ func (q *wireQuery) opcode() int { return int(q.flags>>11) & 0xF }
 type parseVerdict uint8
 
 const (
-	parsedQuery   parseVerdict = iota // a well-formed message for the pipeline
-	parseDrop                         // too short to answer, or a response: never reply to those
-	parseFormErr                      // FORMERR (RFC 1035 §4.1.1)
-	parseNotImpl                      // an opcode other than QUERY or NOTIFY: NOTIMP
+	parsedQuery  parseVerdict = iota // a well-formed message for the pipeline
+	parseDrop                        // too short to answer, or a response: never reply to those
+	parseFormErr                     // FORMERR (RFC 1035 §4.1.1)
+	parseNotImpl                     // an opcode other than QUERY or NOTIFY: NOTIMP
 )
 
 // parseQuery reads the header, the question and the records after it,
