@@ -212,7 +212,16 @@ func parsePrefixes(list []string, key string) ([]netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		out = append(out, p.Masked())
+		out = append(out, unmapPrefix(p).Masked())
 	}
 	return out, nil
+}
+
+// unmapPrefix turns an IPv4-mapped prefix (::ffff:10.0.0.0/104) into the
+// IPv4 one (10.0.0.0/8): clients are compared unmapped.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
 }

@@ -252,3 +252,11 @@ func newTestForwarder(t testing.TB, upstreams ...string) *upstream.Forwarder {
 	t.Cleanup(func() { fwd.Close() })
 	return fwd
 }
+
+func shutdown(t testing.TB, r *Resolver) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}

@@ -68,7 +68,11 @@ func serveMsg(t testing.TB, r *Resolver, req *dns.Msg) *dns.Msg {
 // origin for a miss: for benchmarks and allocation counts of answers
 // known at once.
 func serveOnce(r *Resolver, pkt []byte, s *scratch) ([]byte, bool) {
-	req := request{pkt: pkt, client: loopback, transport: TransportUDP, peer: netip.AddrPortFrom(loopback, 5000)}
+	return serveAs(r, pkt, TransportUDP, s)
+}
+
+func serveAs(r *Resolver, pkt []byte, tr Transport, s *scratch) ([]byte, bool) {
+	req := request{pkt: pkt, client: loopback, transport: tr, peer: netip.AddrPortFrom(loopback, 5000)}
 	return r.serve(&req, s)
 }
 

@@ -135,24 +135,38 @@ func readQName(pkt, name []byte) (off, n int, ok bool) {
 // packs back into the same wire name.
 func appendLabelText(name []byte, n int, label []byte) int {
 	for _, c := range label {
-		switch {
-		case 'A' <= c && c <= 'Z':
-			name[n] = c + 'a' - 'A'
+		if t := labelText[c]; t != 0 {
+			name[n] = t
 			n++
-		case c == '.' || c == ' ' || c == '\'' || c == '@' || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\':
-			name[n], name[n+1] = '\\', c
-			n += 2
-		case c < ' ' || c > '~':
+			continue
+		}
+		if c < ' ' || c > '~' {
 			name[n], name[n+1], name[n+2], name[n+3] = '\\', '0'+c/100, '0'+c/10%10, '0'+c%10
 			n += 4
-		default:
-			name[n] = c
-			n++
+		} else {
+			name[n], name[n+1] = '\\', c
+			n += 2
 		}
 	}
 	name[n] = '.'
 	return n + 1
 }
+
+// labelText maps a label byte to its lower-case text byte, or to 0 when
+// it must be escaped: the characters miekg/dns escapes with a backslash
+// (. space ' @ ; ( ) " \) and, as \DDD, those outside printable ASCII.
+var labelText = func() (t [256]byte) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = byte(c)
+		if 'A' <= c && c <= 'Z' {
+			t[c] += 'a' - 'A'
+		}
+	}
+	for _, c := range ".'@;()\"\\" {
+		t[c] = 0
+	}
+	return t
+}()
 
 // skipName returns the offset after the (possibly compressed) name at off.
 func skipName(msg []byte, off int) (int, bool) {
