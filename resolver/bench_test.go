@@ -1,8 +1,8 @@
 package resolver
 
 import (
-	"os"
 	"context"
+	"os"
 	"strconv"
 	"testing"
 	"time"

@@ -3,8 +3,8 @@ package resolver
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
