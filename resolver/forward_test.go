@@ -57,7 +57,7 @@ func TestRoundRobinSpreadsMissesOverUDPAndTCPUpstreams(t *testing.T) {
 // A hanging upstream costs a cache miss one upstream timeout, not two.
 func TestHangingUpstreamCostsOneTimeout(t *testing.T) {
 	fwd := forwarder(t, upstream.Config{Servers: []string{dnstest.Blackhole(t)}, Timeout: 400 * time.Millisecond}, nil)
-	srv := startResolver(t, Config{}, Options{Upstream: fwd})
+	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100}}, Options{Upstream: fwd})
 	start := time.Now()
 	resp := ask(t, "udp", srv.addr, "a.example.", dns.TypeA, false)
 	if elapsed := time.Since(start); resp.Rcode != dns.RcodeServerFailure || elapsed > 750*time.Millisecond {
@@ -115,7 +115,11 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 // A reply that is not usable (FORMERR from the upstream, garbage) counts
 // against the upstream, whatever path the query took.
 func TestUnusualUpstreamRepliesCountAgainstTheUpstream(t *testing.T) {
+	var asked atomic.Int64
 	bad := dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		if req.Question[0].Name != "." {
+			asked.Add(1)
+		}
 		switch {
 		case req.Question[0].Name == ".": // the readiness probe
 			_ = w.WriteMsg(new(dns.Msg).SetReply(req))
@@ -128,15 +132,16 @@ func TestUnusualUpstreamRepliesCountAgainstTheUpstream(t *testing.T) {
 	})).Addr
 	obs := &upstreamResults{}
 	fwd := forwarder(t, upstream.Config{Servers: []string{bad}, Timeout: 300 * time.Millisecond}, obs)
-	srv := startResolver(t, Config{}, Options{Upstream: fwd})
+	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100}}, Options{Upstream: fwd})
 	for _, name := range []string{"formerr.example.", "garbage.example."} {
 		if resp := ask(t, "udp", srv.addr, name, dns.TypeA, false); resp.Rcode != dns.RcodeServerFailure {
 			t.Errorf("%s: rcode %s, want SERVFAIL", name, dns.RcodeToString[resp.Rcode])
 		}
 	}
 	// FORMERR, and a timeout in which only garbage arrived: both bad responses.
-	if got := obs.count(bad + " bad_response"); got != 2 {
-		t.Errorf("%d bad_response results, want 2; results %v", got, obs.all())
+	if got := obs.count(bad + " bad_response"); got != 2 || asked.Load() != 2 {
+		t.Errorf("upstream asked %d times, %d bad_response results; want each query asked once and counted once; results %v",
+			asked.Load(), got, obs.all())
 	}
 }
 
