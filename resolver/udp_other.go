@@ -1,0 +1,98 @@
+//go:build !linux
+
+package resolver
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// udpSocket outside Linux is a net.UDPConn read through Go's poller:
+// slower, the same behaviour, so dnsward builds and its tests run on a
+// developer's macOS or FreeBSD machine. A wildcard socket still replies
+// from the address each query came to, through x/net's control messages.
+type udpSocket struct {
+	conn     *net.UDPConn
+	local    netip.AddrPort
+	wildcard bool
+}
+
+type udpIO struct {
+	buf     []byte
+	from    netip.AddrPort
+	dst     netip.Addr
+	ifindex int32
+	oob     [128]byte
+}
+
+func newUDPIO(size int) *udpIO { return &udpIO{buf: make([]byte, size)} }
+
+func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if serr = reusePort(fd); serr == nil && addr.Addr().Is6() {
+				serr = setV6Only(fd, v6only)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	conn := pc.(*net.UDPConn)
+	u := &udpSocket{conn: conn, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), wildcard: addr.Addr().IsUnspecified()}
+	if u.wildcard {
+		_ = ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)
+		_ = ipv6.NewPacketConn(conn).SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true)
+	}
+	return u, nil
+}
+
+func (u *udpSocket) LocalAddr() net.Addr { return u.conn.LocalAddr() }
+func (u *udpSocket) Close() error        { return u.conn.Close() }
+func (u *udpSocket) release()            {}
+
+func (u *udpSocket) read(io *udpIO) (int, error) {
+	n, oobn, _, from, err := u.conn.ReadMsgUDPAddrPort(io.buf, io.oob[:])
+	if err != nil {
+		return 0, err
+	}
+	io.from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	io.dst, io.ifindex = netip.Addr{}, 0
+	if u.wildcard {
+		var cm6 ipv6.ControlMessage
+		var cm4 ipv4.ControlMessage
+		if cm6.Parse(io.oob[:oobn]) == nil && cm6.Dst != nil {
+			io.dst, _ = netip.AddrFromSlice(cm6.Dst)
+			io.ifindex = int32(cm6.IfIndex)
+		} else if cm4.Parse(io.oob[:oobn]) == nil && cm4.Dst != nil {
+			io.dst, _ = netip.AddrFromSlice(cm4.Dst)
+			io.ifindex = int32(cm4.IfIndex)
+		}
+		io.dst = io.dst.Unmap()
+	}
+	return n, nil
+}
+
+func (u *udpSocket) write(b []byte, to netip.AddrPort, src netip.Addr, ifindex int32, _ *udpIO) error {
+	var oob []byte
+	if u.wildcard && src.IsValid() {
+		if src.Is4() {
+			oob = (&ipv4.ControlMessage{Src: src.AsSlice()}).Marshal()
+		} else {
+			oob = (&ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: int(ifindex)}).Marshal()
+		}
+	}
+	_, _, err := u.conn.WriteMsgUDPAddrPort(b, oob, to)
+	return err
+}
