@@ -8,18 +8,21 @@ import (
 	"strconv"
 )
 
-// ConfigError reports a bad configuration value. Key gives the YAML key
-// path, e.g. "log.audit.max_files".
+// ConfigError is a bad value at one YAML key path. Every dnsward package
+// reports configuration errors in this shape.
 type ConfigError struct {
-	key, value, allowed string
+	Path string // YAML key path, e.g. "log.audit.max_files"
+	Msg  string // what is wrong and what is allowed
 }
 
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s: invalid value %q: %s", e.key, e.value, e.allowed)
-}
+// Key returns the YAML key path of the bad value, for mapping to a file line.
+func (e *ConfigError) Key() string { return e.Path }
 
-// Key returns the YAML key path of the bad value.
-func (e *ConfigError) Key() string { return e.key }
+func (e *ConfigError) Error() string { return e.Path + ": " + e.Msg }
+
+func configErr(key, value, allowed string) *ConfigError {
+	return &ConfigError{Path: key, Msg: fmt.Sprintf("invalid value %q: %s", value, allowed)}
+}
 
 const (
 	defaultAuditMaxSizeMB = 100
@@ -54,16 +57,16 @@ func (c AuditConfig) toStdout() bool { return c.Path == "-" || c.Path == "stdout
 func (c AuditConfig) Validate() error {
 	if c.Path != "" && !c.toStdout() {
 		if fi, err := os.Stat(c.Path); err == nil && fi.IsDir() {
-			return &ConfigError{"log.audit.path", c.Path, "is a directory; give a file path, \"stdout\" or \"\" (off)"}
+			return configErr("log.audit.path", c.Path, "is a directory; give a file path, \"stdout\" or \"\" (off)")
 		}
 	}
 	if c.MaxSizeMB < 0 || c.MaxSizeMB > maxAuditMaxSizeMB {
-		return &ConfigError{"log.audit.max_size_mb", strconv.Itoa(c.MaxSizeMB),
-			fmt.Sprintf("must be 1 to %d (0 means %d)", maxAuditMaxSizeMB, defaultAuditMaxSizeMB)}
+		return configErr("log.audit.max_size_mb", strconv.Itoa(c.MaxSizeMB),
+			fmt.Sprintf("must be 1 to %d (0 means %d)", maxAuditMaxSizeMB, defaultAuditMaxSizeMB))
 	}
 	if c.MaxFiles < 0 || c.MaxFiles > maxAuditMaxFiles {
-		return &ConfigError{"log.audit.max_files", strconv.Itoa(c.MaxFiles),
-			fmt.Sprintf("must be 1 to %d (0 means %d)", maxAuditMaxFiles, defaultAuditMaxFiles)}
+		return configErr("log.audit.max_files", strconv.Itoa(c.MaxFiles),
+			fmt.Sprintf("must be 1 to %d (0 means %d)", maxAuditMaxFiles, defaultAuditMaxFiles))
 	}
 	return nil
 }
@@ -91,7 +94,7 @@ func (c AdminConfig) Validate() error {
 		return nil
 	}
 	bad := func(why string) error {
-		return &ConfigError{"admin.listen", c.Listen, why + "; want host:port such as " + DefaultAdminListen + ", or \"\" to turn the admin listener off"}
+		return configErr("admin.listen", c.Listen, why+"; want host:port such as "+DefaultAdminListen+", or \"\" to turn the admin listener off")
 	}
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {

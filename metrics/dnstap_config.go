@@ -30,6 +30,9 @@ type DnstapConfig struct {
 	BufferSize int `yaml:"buffer_size"`
 }
 
+// DefaultDnstapConfig returns the defaults: off, a 10000-query buffer.
+func DefaultDnstapConfig() DnstapConfig { return DnstapConfig{BufferSize: defaultDnstapBufferSize} }
+
 // Enabled reports whether a reader address is configured.
 func (c DnstapConfig) Enabled() bool { return c.Socket != "" || c.TCP != "" }
 
@@ -37,7 +40,7 @@ func (c DnstapConfig) Enabled() bool { return c.Socket != "" || c.TCP != "" }
 // there yet is not a config error (the writer keeps trying).
 func (c DnstapConfig) Validate() error {
 	if c.Socket != "" && c.TCP != "" {
-		return &ConfigError{"dnstap.tcp", c.TCP, "dnstap.socket is set too; give either socket (a unix socket path) or tcp (host:port)"}
+		return configErr("dnstap.tcp", c.TCP, "dnstap.socket is set too; give either socket (a unix socket path) or tcp (host:port)")
 	}
 	if c.Socket != "" {
 		if err := validateSocketPath(c.Socket); err != nil {
@@ -50,29 +53,29 @@ func (c DnstapConfig) Validate() error {
 		}
 	}
 	if c.BufferSize < 0 || c.BufferSize > maxDnstapBufferSize {
-		return &ConfigError{"dnstap.buffer_size", strconv.Itoa(c.BufferSize),
-			fmt.Sprintf("must be 1 to %d (0 means %d)", maxDnstapBufferSize, defaultDnstapBufferSize)}
+		return configErr("dnstap.buffer_size", strconv.Itoa(c.BufferSize),
+			fmt.Sprintf("must be 1 to %d (0 means %d)", maxDnstapBufferSize, defaultDnstapBufferSize))
 	}
 	return nil
 }
 
 func validateSocketPath(path string) error {
 	if len(path) > maxUnixSocketPath {
-		return &ConfigError{"dnstap.socket", path,
-			fmt.Sprintf("is %d bytes; unix socket paths can have at most %d", len(path), maxUnixSocketPath)}
+		return configErr("dnstap.socket", path,
+			fmt.Sprintf("is %d bytes; unix socket paths can have at most %d", len(path), maxUnixSocketPath))
 	}
 	if strings.ContainsRune(path, 0) {
-		return &ConfigError{"dnstap.socket", path, "contains a NUL byte"}
+		return configErr("dnstap.socket", path, "contains a NUL byte")
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return &ConfigError{"dnstap.socket", path, "is a directory; give the path of the reader's socket"}
+		return configErr("dnstap.socket", path, "is a directory; give the path of the reader's socket")
 	}
 	return nil
 }
 
 func validateReaderAddr(addr string) error {
 	bad := func(why string) error {
-		return &ConfigError{"dnstap.tcp", addr, why + "; want host:port such as 127.0.0.1:6000"}
+		return configErr("dnstap.tcp", addr, why+"; want host:port such as 127.0.0.1:6000")
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

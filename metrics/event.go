@@ -39,10 +39,13 @@ type QueryEvent struct {
 	Client   netip.Addr
 	Proto    string // "udp" or "tcp"
 	Group    string // client group from policy ("" when policy is off)
-	QName    string // as asked (any case, fully qualified)
-	QType    uint16
-	Rcode    int
-	Outcome  Outcome
+	// QName is the name as asked (any case, fully qualified). It may
+	// borrow the resolver's scratch buffer, overwritten after Query
+	// returns: Query copies what it keeps (see RetainsQName).
+	QName   string
+	QType   uint16
+	Rcode   int
+	Outcome Outcome
 	// Set when policy decided the answer (blocked) or would have (monitor).
 	List      string
 	Rule      string

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -40,12 +39,15 @@ type logConfig struct {
 	Audit  metrics.AuditConfig `yaml:"audit"`
 }
 
+// defaultFileConfig is what keys the YAML leaves out get: each package's
+// DefaultConfig, the one place its defaults are defined.
 func defaultFileConfig() fileConfig {
 	return fileConfig{
 		Resolver: resolver.DefaultConfig(),
-		Upstream: upstream.Config{Strategy: "parallel_best", Timeout: 2 * time.Second},
-		Admin:    metrics.AdminConfig{Listen: "127.0.0.1:9153"},
-		Log:      logConfig{Level: "info", Format: "text", Audit: metrics.AuditConfig{MaxSizeMB: 100, MaxFiles: 10}},
+		Upstream: upstream.DefaultConfig(),
+		Admin:    metrics.DefaultAdminConfig(),
+		Log:      logConfig{Level: "info", Format: "text", Audit: metrics.DefaultAuditConfig()},
+		Dnstap:   metrics.DefaultDnstapConfig(),
 		StateDir: "/var/lib/dnsward",
 	}
 }
@@ -108,10 +110,10 @@ func (l *logConfig) Validate() error {
 	switch strings.ToLower(l.Level) {
 	case "debug", "info", "warn", "error":
 	default:
-		return keyError{"log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", l.Level)}
+		return &ConfigError{"log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", l.Level)}
 	}
 	if l.Format != "text" && l.Format != "json" {
-		return keyError{"log.format", fmt.Sprintf("%q is not text or json", l.Format)}
+		return &ConfigError{"log.format", fmt.Sprintf("%q is not text or json", l.Format)}
 	}
 	return l.Audit.Validate()
 }
@@ -133,7 +135,7 @@ func expandSystemUpstream(c *upstream.Config, resolvConfs []string) error {
 			}
 		}
 		if err != nil {
-			return keyError{fmt.Sprintf("upstream.servers[%d]", i), err.Error()}
+			return &ConfigError{fmt.Sprintf("upstream.servers[%d]", i), err.Error()}
 		}
 		out = append(out, servers...)
 	}
@@ -141,10 +143,15 @@ func expandSystemUpstream(c *upstream.Config, resolvConfs []string) error {
 	return nil
 }
 
-type keyError struct{ key, msg string }
+// ConfigError is a bad value at one YAML key path, in the shape every
+// package's ConfigError has; locate maps any of them to a line.
+type ConfigError struct {
+	Path string
+	Msg  string
+}
 
-func (e keyError) Error() string { return e.key + ": " + e.msg }
-func (e keyError) Key() string   { return e.key }
+func (e *ConfigError) Error() string { return e.Path + ": " + e.Msg }
+func (e *ConfigError) Key() string   { return e.Path }
 
 // locate prefixes a package's validation error with file and line, found
 // by walking the YAML tree along the error's key path.

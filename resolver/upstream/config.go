@@ -39,20 +39,20 @@ func DefaultConfig() Config {
 	return Config{Strategy: StrategyParallelBest, Timeout: DefaultTimeout}
 }
 
-// ConfigError reports one invalid configuration value.
+// ConfigError is a bad value at one YAML key path. Every dnsward package
+// reports configuration errors in this shape.
 type ConfigError struct {
-	key, value, problem string
+	Path string // YAML key path, e.g. "upstream.servers[2]"
+	Msg  string // the value, what is wrong with it and what is allowed
 }
 
-// Key returns the YAML key path of the bad value, e.g. "upstream.servers[2]".
-func (e *ConfigError) Key() string { return e.key }
+// Key returns the YAML key path of the bad value, for mapping to a file line.
+func (e *ConfigError) Key() string { return e.Path }
 
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s: %q: %s", e.key, e.value, e.problem)
-}
+func (e *ConfigError) Error() string { return e.Path + ": " + e.Msg }
 
 func configErr(key, value, format string, args ...any) *ConfigError {
-	return &ConfigError{key: key, value: value, problem: fmt.Sprintf(format, args...)}
+	return &ConfigError{Path: key, Msg: fmt.Sprintf("%q: ", value) + fmt.Sprintf(format, args...)}
 }
 
 // Validate reports the first invalid value as a *ConfigError. An empty
