@@ -13,7 +13,7 @@ import (
 // set and the addresses of every host in the additional section: about
 // 900 bytes, of which the answer alone is about 300.
 func mxWithGlue(t *testing.T) string {
-	return dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	addr, _ := dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg).SetReply(req)
 		m.Authoritative = true
 		if req.Question[0].Qtype == dns.TypeMX {
@@ -29,7 +29,8 @@ func mxWithGlue(t *testing.T) string {
 			m.SetEdns0(4096, opt.Do())
 		}
 		_ = w.WriteMsg(m)
-	})).Addr
+	}))
+	return addr
 }
 
 // Dropping additional (or, for a positive answer, authority) records to

@@ -20,14 +20,15 @@ import (
 
 // countingZone answers every A query with one address and counts them.
 func countingZone(t *testing.T, n *atomic.Int64) string {
-	return dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	addr, _ := dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		if req.Question[0].Name != "." {
 			n.Add(1)
 		}
 		m := new(dns.Msg).SetReply(req)
 		m.Answer = []dns.RR{dnstest.RR(t, req.Question[0].Name+" 300 IN A 192.0.2.1")}
 		_ = w.WriteMsg(m)
-	})).Addr
+	}))
+	return addr
 }
 
 func forwarder(t *testing.T, cfg upstream.Config, obs upstream.Observer) *upstream.Forwarder {
@@ -116,7 +117,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 // against the upstream, whatever path the query took.
 func TestUnusualUpstreamRepliesCountAgainstTheUpstream(t *testing.T) {
 	var asked atomic.Int64
-	bad := dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	bad, _ := dnstest.Serve(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		if req.Question[0].Name != "." {
 			asked.Add(1)
 		}
@@ -129,7 +130,7 @@ func TestUnusualUpstreamRepliesCountAgainstTheUpstream(t *testing.T) {
 			return
 		}
 		_ = w.WriteMsg(new(dns.Msg).SetRcode(req, dns.RcodeFormatError))
-	})).Addr
+	}))
 	obs := &upstreamResults{}
 	fwd := forwarder(t, upstream.Config{Servers: []string{bad}, Timeout: 300 * time.Millisecond}, obs)
 	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100}}, Options{Upstream: fwd})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/dnsward/dnsward/internal/dnstest"
+
 	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
@@ -37,31 +39,12 @@ func startUpstreamF(t testing.TB, zone ...string) *testUpstream {
 	for _, z := range zone {
 		u.add(t, z)
 	}
-	var pc net.PacketConn
-	var l net.Listener
-	for range 10 { // UDP and TCP on one port: retry when TCP's side is taken
-		p, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l, err = net.Listen("tcp", p.LocalAddr().String()); err == nil {
-			pc = p
-			break
-		}
-		p.Close()
-	}
-	if pc == nil {
-		t.Fatal("no port free for UDP and TCP")
-	}
+	pc, l := dnstest.ListenUDPAndTCP(t)
 	u.addr = pc.LocalAddr().String()
 	u.servers = []*dns.Server{{PacketConn: pc, Handler: u}, {Listener: l, Handler: u}}
 	for _, s := range u.servers {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go s.ActivateAndServe()
-		<-started
+		dnstest.Start(t, s)
 	}
-	t.Cleanup(u.stop)
 	return u
 }
 

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // TestBinaryAsAUserRunsIt builds dnsward, starts it on a config file the
@@ -126,7 +128,7 @@ func lookup(t *testing.T, server, name string) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	pc, l := listenUDPAndTCP(t)
+	pc, l := dnstest.ListenUDPAndTCP(t)
 	port := l.Addr().(*net.TCPAddr).Port
 	pc.Close()
 	l.Close()

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -310,7 +312,8 @@ func startServfailZone(t *testing.T) string {
 		}
 		z.ServeDNS(w, req)
 	})
-	return serveOnLoopback(t, h)
+	addr, _ := dnstest.Serve(t, h)
+	return addr
 }
 
 // traffic sends rounds of queries until halted (at most 60s, 2000 rounds):

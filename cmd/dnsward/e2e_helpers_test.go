@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // zoneServer is a real upstream on 127.0.0.1 answering A/AAAA for every
@@ -27,23 +29,8 @@ type zoneServer struct {
 func startZoneServer(t *testing.T, cnames map[string]string) *zoneServer {
 	t.Helper()
 	z := &zoneServer{cnames: cnames}
-	z.addr = serveOnLoopback(t, z)
+	z.addr, _ = dnstest.Serve(t, z)
 	return z
-}
-
-// serveOnLoopback runs h on one loopback port for UDP and TCP until the
-// test ends, and returns the address.
-func serveOnLoopback(t *testing.T, h dns.Handler) string {
-	t.Helper()
-	pc, l := listenUDPAndTCP(t)
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go s.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
-	return pc.LocalAddr().String()
 }
 
 func (z *zoneServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
@@ -141,22 +128,4 @@ func exchange(src, addr, name string, qtype uint16) (*dns.Msg, error) {
 		Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
 	resp, _, err := c.Exchange(m, addr)
 	return resp, err
-}
-
-// listenUDPAndTCP binds one loopback port for both transports, trying
-// again when another process holds the TCP side of the port UDP got.
-func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
-	t.Helper()
-	for range 10 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l, err := net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			return pc, l
-		}
-		pc.Close()
-	}
-	t.Fatal("no loopback port free for both UDP and TCP")
-	return nil, nil
 }

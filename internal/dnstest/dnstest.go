@@ -28,39 +28,38 @@ func ListenUDPAndTCP(t testing.TB) (net.PacketConn, net.Listener) {
 	return nil, nil
 }
 
-// Server is a miekg/dns server on one loopback port, UDP and TCP.
-type Server struct {
-	Addr string
-	// Accepted counts TCP connections.
+// Serve runs h on UDP and TCP on one free loopback port until the test
+// ends; it is answering when Serve returns. It returns "127.0.0.1:port"
+// and the TCP listener, which counts the connections it accepts.
+func Serve(t testing.TB, h dns.Handler) (string, *CountingListener) {
+	t.Helper()
+	pc, l := ListenUDPAndTCP(t)
+	cl := &CountingListener{Listener: l}
+	Start(t, &dns.Server{PacketConn: pc, Handler: h})
+	Start(t, &dns.Server{Listener: cl, Handler: h})
+	return pc.LocalAddr().String(), cl
+}
+
+// Start runs srv until the test ends and returns once it is serving.
+func Start(t testing.TB, srv *dns.Server) {
+	t.Helper()
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+}
+
+// CountingListener counts the connections it accepts.
+type CountingListener struct {
+	net.Listener
 	Accepted atomic.Int64
 }
 
-// Serve runs h on a free loopback port until the test ends and returns
-// the server; it is answering when Serve returns.
-func Serve(t testing.TB, h dns.Handler) *Server {
-	t.Helper()
-	pc, l := ListenUDPAndTCP(t)
-	srv := &Server{Addr: pc.LocalAddr().String()}
-	l = &countingListener{Listener: l, n: &srv.Accepted}
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go s.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
-	return srv
-}
-
-type countingListener struct {
-	net.Listener
-	n *atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
+func (l *CountingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
-		l.n.Add(1)
+		l.Accepted.Add(1)
 	}
 	return c, err
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // zone answers a small fixed set of names, like a real upstream would.
@@ -84,91 +86,10 @@ func (c *counter) wrap(h dns.HandlerFunc) dns.HandlerFunc {
 	}
 }
 
-// countingListener counts accepted connections.
-type countingListener struct {
-	net.Listener
-	accepted atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted.Add(1)
-	}
-	return c, err
-}
-
-func startDNS(t testing.TB, srv *dns.Server) {
-	t.Helper()
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-}
-
 // startUDPTCP starts UDP and TCP servers on the same loopback port and
 // returns "127.0.0.1:port" and the TCP listener's accept counter.
-func startUDPTCP(t testing.TB, h dns.Handler) (string, *countingListener) {
-	t.Helper()
-	for try := 0; try < 10; try++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil { // port taken for TCP; pick another
-			pc.Close()
-			continue
-		}
-		cl := &countingListener{Listener: ln}
-		startDNS(t, &dns.Server{PacketConn: pc, Handler: h})
-		startDNS(t, &dns.Server{Listener: cl, Handler: h})
-		return pc.LocalAddr().String(), cl
-	}
-	t.Fatal("no free UDP+TCP port pair on loopback")
-	return "", nil
-}
-
-// blackhole is a UDP socket that reads queries and never answers.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			if _, _, err := pc.ReadFrom(buf); err != nil {
-				return
-			}
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
-// closedPort returns a loopback address where nothing listens.
-func closedPort(t *testing.T, network string) string {
-	t.Helper()
-	var addr string
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = pc.LocalAddr().String()
-		pc.Close()
-	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = ln.Addr().String()
-		ln.Close()
-	}
-	return addr
+func startUDPTCP(t testing.TB, h dns.Handler) (string, *dnstest.CountingListener) {
+	return dnstest.Serve(t, h)
 }
 
 // recorder is an Observer that keeps every call.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // TestNoGoroutineLeaks runs every exchange path (races that get cancelled,
@@ -16,8 +18,8 @@ func TestNoGoroutineLeaks(t *testing.T) {
 	good, _ := startUDPTCP(t, serve(zone))
 	dotAddr, _, dotCert := startTLS(t, serve(zone))
 	dohURL, dohCert, _ := startDoH(t, zone)
-	silent := blackhole(t)
-	dead := closedPort(t, "udp")
+	silent := dnstest.Blackhole(t)
+	dead := dnstest.ClosedPort(t, "udp")
 	baseline := runtime.NumGoroutine()
 
 	servers := []string{silent, dead, "tcp://" + good, "tls://dns.test@" + dotAddr, dohURL}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // fixedRcode answers every query with rcode and no records.
@@ -30,7 +32,7 @@ func exchangeA(t *testing.T, f *Forwarder) *dns.Msg {
 
 func TestFailoverSkipsClosedPort(t *testing.T) {
 	good, _ := startUDPTCP(t, serve(zone))
-	for _, dead := range []string{"udp://" + closedPort(t, "udp"), "tcp://" + closedPort(t, "tcp")} {
+	for _, dead := range []string{"udp://" + dnstest.ClosedPort(t, "udp"), "tcp://" + dnstest.ClosedPort(t, "tcp")} {
 		t.Run(dead, func(t *testing.T) {
 			rec := &recorder{}
 			f := newForwarder(t, Config{Servers: []string{dead, good}, Strategy: StrategyFailover, Timeout: 5 * time.Second},
@@ -48,7 +50,7 @@ func TestFailoverSkipsClosedPort(t *testing.T) {
 }
 
 func TestFailoverPastServerThatNeverAnswers(t *testing.T) {
-	silent := blackhole(t)
+	silent := dnstest.Blackhole(t)
 	good, _ := startUDPTCP(t, serve(zone))
 	rec := &recorder{}
 	f := newForwarder(t, Config{Servers: []string{silent, good}, Strategy: StrategyFailover, Timeout: 200 * time.Millisecond},
@@ -64,7 +66,7 @@ func TestFailoverPastServerThatNeverAnswers(t *testing.T) {
 }
 
 func TestAllUpstreamsDownErrorsWithinTimeout(t *testing.T) {
-	servers := []string{blackhole(t), blackhole(t), blackhole(t)}
+	servers := []string{dnstest.Blackhole(t), dnstest.Blackhole(t), dnstest.Blackhole(t)}
 	f := newForwarder(t, Config{Servers: servers, Timeout: 500 * time.Millisecond}, Options{})
 	start := time.Now()
 	_, err := f.Exchange(context.Background(), query("a.test.", dns.TypeA))
@@ -78,7 +80,7 @@ func TestAllUpstreamsDownErrorsWithinTimeout(t *testing.T) {
 }
 
 func TestFailoverTotalCappedByContextDeadline(t *testing.T) {
-	servers := []string{blackhole(t), blackhole(t), blackhole(t)}
+	servers := []string{dnstest.Blackhole(t), dnstest.Blackhole(t), dnstest.Blackhole(t)}
 	f := newForwarder(t, Config{Servers: servers, Strategy: StrategyFailover, Timeout: 500 * time.Millisecond}, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
@@ -229,7 +231,7 @@ func TestDownUpstreamIsSkippedThenProbedBackUp(t *testing.T) {
 }
 
 func TestReadyOnlyAfterAnAnswer(t *testing.T) {
-	silent := blackhole(t)
+	silent := dnstest.Blackhole(t)
 	f := newForwarder(t, Config{Servers: []string{silent}, Timeout: 100 * time.Millisecond}, Options{})
 	if f.Ready() {
 		t.Fatal("ready before any answer")
@@ -252,7 +254,7 @@ func TestReadyOnlyAfterAnAnswer(t *testing.T) {
 }
 
 func TestExchangeHonoursCancellation(t *testing.T) {
-	f := newForwarder(t, Config{Servers: []string{blackhole(t), blackhole(t)}, Timeout: 5 * time.Second}, Options{})
+	f := newForwarder(t, Config{Servers: []string{dnstest.Blackhole(t), dnstest.Blackhole(t)}, Timeout: 5 * time.Second}, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()

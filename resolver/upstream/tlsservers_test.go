@@ -17,20 +17,22 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // startTLS starts a DoT server with a certificate for dns.test and 127.0.0.1
 // and returns its address, accept counter and certificate.
-func startTLS(t *testing.T, h dns.Handler) (string, *countingListener, *x509.Certificate) {
+func startTLS(t *testing.T, h dns.Handler) (string, *dnstest.CountingListener, *x509.Certificate) {
 	t.Helper()
 	cert := testCertificate(t, "dns.test")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &countingListener{Listener: ln}
+	cl := &dnstest.CountingListener{Listener: ln}
 	tl := tls.NewListener(cl, &tls.Config{Certificates: []tls.Certificate{cert}})
-	startDNS(t, &dns.Server{Listener: tl, Handler: h})
+	dnstest.Start(t, &dns.Server{Listener: tl, Handler: h})
 	return ln.Addr().String(), cl, cert.Leaf
 }
 

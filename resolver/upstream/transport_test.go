@@ -13,6 +13,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/dnsward/dnsward/internal/dnstest"
+
 	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
@@ -216,7 +218,7 @@ func TestStreamConnectionsAreReused(t *testing.T) {
 	dotAddr, tlsConns, cert := startTLS(t, serve(zone))
 	for name, c := range map[string]struct {
 		server string
-		conns  *countingListener
+		conns  *dnstest.CountingListener
 	}{"tcp": {"tcp://" + addr, tcpConns}, "tls": {"tls://dns.test@" + dotAddr, tlsConns}} {
 		t.Run(name, func(t *testing.T) {
 			f := newForwarder(t, Config{Servers: []string{c.server}}, Options{TLSConfig: trust(cert)})
@@ -225,7 +227,7 @@ func TestStreamConnectionsAreReused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if n := c.conns.accepted.Load(); n != 1 {
+			if n := c.conns.Accepted.Load(); n != 1 {
 				t.Errorf("10 sequential queries opened %d connections, want 1", n)
 			}
 		})
@@ -237,8 +239,8 @@ func TestIdleConnectionClosedByServerIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := &countingListener{Listener: ln}
-	startDNS(t, &dns.Server{Listener: conns, Handler: serve(zone),
+	conns := &dnstest.CountingListener{Listener: ln}
+	dnstest.Start(t, &dns.Server{Listener: conns, Handler: serve(zone),
 		IdleTimeout: func() time.Duration { return 50 * time.Millisecond }})
 	rec := &recorder{}
 	server := "tcp://" + ln.Addr().String()
@@ -249,7 +251,7 @@ func TestIdleConnectionClosedByServerIsRetried(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // the server hangs up on the idle connection
 	}
-	if n := conns.accepted.Load(); n != 2 {
+	if n := conns.Accepted.Load(); n != 2 {
 		t.Errorf("accepted %d connections, want 2", n)
 	}
 	if rec.resultCount(server+" success") != 2 {
