@@ -106,27 +106,14 @@ func TestManyQuestionsGetAHeaderOnlyReply(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, err := net.Dial("udp", srv.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := conn.Write(wire); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-		buf := make([]byte, 65535)
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("no reply to a %d-byte %s: %v", len(wire), dns.OpcodeToString[op], err)
-		}
+		out := sendRaw(t, srv.addr, wire)
 		resp := new(dns.Msg)
-		if err := resp.Unpack(buf[:n]); err != nil {
+		if err := resp.Unpack(out); err != nil {
 			t.Fatal(err)
 		}
-		if n > dns.MinMsgSize || resp.Rcode != want || resp.Id != m.Id || len(resp.Question) != 0 || resp.Opcode != op {
+		if n := len(out); n > dns.MinMsgSize || resp.Rcode != want || resp.Id != m.Id || len(resp.Question) != 0 || resp.Opcode != op {
 			t.Fatalf("%s: %d-byte reply, rcode %s, %d questions; want %s with none, within 512 bytes", dns.OpcodeToString[op],
-				n, dns.RcodeToString[resp.Rcode], len(resp.Question), dns.RcodeToString[want])
+				len(out), dns.RcodeToString[resp.Rcode], len(resp.Question), dns.RcodeToString[want])
 		}
 	}
 }
