@@ -37,12 +37,15 @@ type QueryEvent struct {
 	Time     time.Time     // when the query arrived
 	Duration time.Duration // arrival to response written
 	Client   netip.Addr
-	Proto    string // "udp" or "tcp"
+	Proto    string // transport: "udp", "tcp", "tls", "https" or "quic" (others count as "other")
 	Group    string // client group from policy ("" when policy is off)
-	QName    string // as asked (any case, fully qualified)
-	QType    uint16
-	Rcode    int
-	Outcome  Outcome
+	// TokenID names the device token that chose the group (its short
+	// hash, never the token itself); "" when the address chose it.
+	TokenID string
+	QName   string // as asked (any case, fully qualified)
+	QType   uint16
+	Rcode   int
+	Outcome Outcome
 	// Set when policy decided the answer (blocked) or would have (monitor).
 	List      string
 	Rule      string
