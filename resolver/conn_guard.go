@@ -21,6 +21,10 @@ const (
 type GuardOptions struct {
 	TLS   *tls.Config  // nil: no TLS (plain DNS over TCP)
 	Proxy *ProxyPolicy // nil: trust no PROXY header (and refuse any)
+	// ProxyHeaderOptional lets trusted peers connect without a PROXY
+	// header: set it for DoH, where a trusted peer may be an HTTP proxy
+	// sending Forwarded/X-Forwarded-For instead. TCP and DoT leave it false.
+	ProxyHeaderOptional bool
 	// HandshakeTimeout bounds the PROXY header and the TLS handshake
 	// together, so a client that connects and says nothing holds no slot.
 	HandshakeTimeout time.Duration
@@ -108,7 +112,7 @@ func (g *guardListener) acceptLoop() {
 func (g *guardListener) prepare(raw net.Conn) {
 	release := func() { g.open.Add(-1) }
 	_ = raw.SetDeadline(time.Now().Add(g.opts.HandshakeTimeout))
-	cc, err := g.opts.Proxy.Accept(raw)
+	cc, err := g.opts.Proxy.Accept(raw, g.opts.ProxyHeaderOptional)
 	if err != nil {
 		raw.Close()
 		release()

@@ -16,10 +16,12 @@ import (
 
 // PROXY protocol (HAProxy's spec, versions 1 and 2) carries the client
 // address through an L4 load balancer. The rules dnsward applies:
-//   - from a proxy_protocol.trusted peer a header is required: a balancer
-//     configured to send one always does, and a connection without one
-//     would give every device the balancer's group. LOCAL (health checks)
-//     keeps the peer address.
+//   - from a proxy_protocol.trusted peer a header is required on TCP and
+//     DoT: a balancer configured to send one always does, and a connection
+//     without one would give every device the balancer's group. On DoH it
+//     is optional, because a trusted peer there may be an HTTP proxy that
+//     names the client in Forwarded/X-Forwarded-For instead. LOCAL (health
+//     checks) keeps the peer address.
 //   - from any other peer a header is refused: a client must not choose
 //     its own address, and with it its group. Plain DNS and TLS proceed.
 // Either way the connection is closed and the reason counted.
@@ -126,20 +128,21 @@ func (c *ClientConn) Close() error {
 
 // Accept reads a PROXY header from conn when one is there or expected and
 // applies the policy. The caller sets conn's read deadline; a nil policy
-// trusts no one. On error the caller closes conn: a *ProxyError is a
+// trusts no one. headerOptional lets a trusted peer omit the header (DoH
+// behind an HTTP proxy). On error the caller closes conn: a *ProxyError is a
 // refusal to count, anything else a client that sent nothing in time.
-func (p *ProxyPolicy) Accept(conn net.Conn) (*ClientConn, error) {
+func (p *ProxyPolicy) Accept(conn net.Conn, headerOptional bool) (*ClientConn, error) {
 	cc := &ClientConn{Conn: conn, r: bufio.NewReaderSize(conn, 512), client: conn.RemoteAddr(), local: conn.LocalAddr(), peer: conn.RemoteAddr()}
 	trusted := p.Trusted(addrPortOf(conn.RemoteAddr()).Addr())
 	version, err := sniffProxy(cc.r)
 	switch {
-	case errors.Is(err, io.EOF) && trusted: // e.g. a balancer's TCP health check
+	case errors.Is(err, io.EOF) && trusted && !headerOptional: // e.g. a balancer's TCP health check
 		return nil, &ProxyError{ProxyMissing, fmt.Errorf("trusted proxy %s closed before sending a header", conn.RemoteAddr())}
 	case err != nil && trusted:
 		return nil, proxyReadError(err, "waiting for the header")
 	case err != nil:
 		return nil, err // silent or gone before its first bytes: nothing to serve (not a PROXY error)
-	case version == 0 && trusted:
+	case version == 0 && trusted && !headerOptional:
 		return nil, &ProxyError{ProxyMissing, fmt.Errorf("no header from trusted proxy %s", conn.RemoteAddr())}
 	case version == 0:
 		return cc, nil

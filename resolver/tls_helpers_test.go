@@ -151,13 +151,17 @@ func (h *echoHandler) handle(_ context.Context, q Query) []byte {
 		resp.Ns = []dns.RR{soa}
 	case req.Question[0].Name == "fail.test.":
 		resp.Rcode = dns.RcodeServerFailure
-	default:
-		rr, _ := dns.NewRR(req.Question[0].Name + " 300 IN A 192.0.2.1")
-		short, _ := dns.NewRR(req.Question[0].Name + " 42 IN TXT \"short ttl\"")
-		resp.Answer = []dns.RR{rr}
-		if req.Question[0].Qtype == dns.TypeTXT {
-			resp.Answer = append(resp.Answer, short)
+	case req.Question[0].Qtype == dns.TypeA:
+		ip := "192.0.2.1"
+		if req.Question[0].Name == "web.test." {
+			ip = "127.0.0.1"
 		}
+		rr, _ := dns.NewRR(req.Question[0].Name + " 300 IN A " + ip)
+		resp.Answer = []dns.RR{rr}
+	case req.Question[0].Qtype == dns.TypeTXT:
+		long, _ := dns.NewRR(req.Question[0].Name + " 300 IN TXT \"long ttl\"")
+		short, _ := dns.NewRR(req.Question[0].Name + " 42 IN TXT \"short ttl\"")
+		resp.Answer = []dns.RR{long, short}
 	}
 	out, err := resp.Pack()
 	if err != nil {
