@@ -47,11 +47,7 @@ func startDoH(t *testing.T, trusted ...string) *dohFixture {
 	g := GuardListener(ln, GuardOptions{TLS: tc, Proxy: pol, ProxyHeaderOptional: true, Transport: "https", Logger: slog.New(slog.DiscardHandler)})
 	srv := NewDoHServer(&DoHHandler{Handle: f.echo.handle, Proxy: pol}, tc, slog.New(slog.DiscardHandler))
 	go srv.Serve(g)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	t.Cleanup(func() { srv.Close() })
 	return f
 }
 
