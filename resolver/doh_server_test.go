@@ -312,3 +312,34 @@ func TestDoHMaxAge(t *testing.T) {
 		t.Errorf("truncated reply: %d", got)
 	}
 }
+
+// TestDoHWithKdig queries the DoH listener with Knot's kdig (POST and
+// +https-get), verifying the certificate against the test CA.
+func TestDoHWithKdig(t *testing.T) {
+	kdig, err := exec.LookPath("kdig")
+	if err != nil {
+		t.Skip("kdig not on PATH (Debian package knot-dnsutils)")
+	}
+	f := startDoH(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, f.ca.pemOut, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(f.addr)
+	for _, get := range []bool{false, true} {
+		args := []string{"@" + host, "-p", port, "+https=" + DoHPath + "/" + testToken, "+tls-ca=" + caFile,
+			"+tls-hostname=dns.test", "+timeout=5", "+retry=0", "www.example.org", "A"}
+		if get {
+			args = append(args, "+https-get")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, kdig, args...).CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "status: NOERROR") || !strings.Contains(string(out), "192.0.2.1") {
+			t.Fatalf("kdig (GET %v): %v\n%s", get, err, out)
+		}
+		if q := f.echo.lastQuery(t); q.Token != testToken || q.Transport != "https" {
+			t.Errorf("query from kdig: %+v", q)
+		}
+	}
+}
