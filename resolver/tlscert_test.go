@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -71,8 +72,11 @@ func TestCertificateReplacedOnDisk(t *testing.T) {
 		t.Fatalf("serial %d, want %d", got, first)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go store.Run(ctx, 30*time.Millisecond)
+	running := make(chan struct{})
+	go func() { store.Run(ctx, 30*time.Millisecond); close(running) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-running }) } // before reading logs, which Run writes
+	defer stop()
 
 	newCert, newKey, second := ca.issue(t, time.Now().Add(60*24*time.Hour), "dns.test", "*.dns.test")
 	writeAtomic(t, cfg.KeyFile, newKey) // the new key beside the old certificate: does not load
@@ -84,6 +88,7 @@ func TestCertificateReplacedOnDisk(t *testing.T) {
 	}
 	writeAtomic(t, cfg.CertFile, newCert)
 	waitFor(t, 5*time.Second, "new certificate served", func() bool { return handshakeSerial(t, ca, addr) == second })
+	stop()
 	if !strings.Contains(logs.String(), "certificate reloaded") || strings.Count(logs.String(), "not loaded") != 1 {
 		t.Errorf("log:\n%s", logs.String())
 	}
