@@ -30,7 +30,7 @@ type dohFixture struct {
 	echo *echoHandler
 }
 
-func startDoH(t *testing.T, trusted ...string) *dohFixture {
+func startDoH(t testing.TB, trusted ...string) *dohFixture {
 	t.Helper()
 	f := &dohFixture{ca: newTestCA(t), echo: &echoHandler{}}
 	store := testCertStore(t, f.ca)
@@ -68,7 +68,7 @@ func (f *dohFixture) client(h2 bool, header []byte) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
 }
 
-func packQuery(t *testing.T, name string, qtype uint16) []byte {
+func packQuery(t testing.TB, name string, qtype uint16) []byte {
 	t.Helper()
 	m := new(dns.Msg).SetQuestion(name, qtype)
 	m.Id = 0 // RFC 8484 §4.1: cache-friendly

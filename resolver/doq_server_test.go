@@ -22,7 +22,7 @@ type doqFixture struct {
 }
 
 // startDoQ serves limits (IdleTimeout, MaxConns...) with the echo handler.
-func startDoQ(t *testing.T, limits *DoQServer) *doqFixture {
+func startDoQ(t testing.TB, limits *DoQServer) *doqFixture {
 	t.Helper()
 	f := &doqFixture{ca: newTestCA(t), echo: &echoHandler{}}
 	store := testCertStore(t, f.ca)
@@ -47,7 +47,7 @@ func startDoQ(t *testing.T, limits *DoQServer) *doqFixture {
 	return f
 }
 
-func (f *doqFixture) dial(t *testing.T, sni string, alpn ...string) (*quic.Conn, error) {
+func (f *doqFixture) dial(t testing.TB, sni string, alpn ...string) (*quic.Conn, error) {
 	t.Helper()
 	if alpn == nil {
 		alpn = []string{DoQALPN}
