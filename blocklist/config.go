@@ -26,6 +26,10 @@ type Config struct {
 	Groups       []GroupConfig         `yaml:"groups" json:"groups,omitempty"`
 	DefaultGroup string                `yaml:"default_group" json:"default_group,omitempty"`
 	Guard        GuardConfig           `yaml:"guard" json:"guard"`
+	// UnknownToken is what a query with a device token that no group lists
+	// gets: "address" (the default, also for ""), the policy of its source
+	// address; or "refuse", REFUSED before any list is consulted.
+	UnknownToken string `yaml:"unknown_token" json:"unknown_token,omitempty"`
 }
 
 // ListConfig is one named list: the union of its sources' rules.
@@ -43,6 +47,9 @@ type GroupConfig struct {
 	Block   []string `yaml:"block" json:"block,omitempty"`
 	Allow   []string `yaml:"allow" json:"allow,omitempty"`     // exceptions: beat block and monitor
 	Monitor []string `yaml:"monitor" json:"monitor,omitempty"` // resolve, but report "would block"
+	// Tokens are device secrets: a query carrying one (DoH path, DoT/DoQ
+	// server name) is in this group whatever its source address. See ValidateToken.
+	Tokens []string `yaml:"tokens" json:"-"` // never echoed by /v1 endpoints
 }
 
 // GuardConfig names what no list may block whole.
@@ -95,6 +102,9 @@ func (c *Config) Validate() error {
 			return configErr("default_group", "group %q is not defined under groups (defined: %s)",
 				c.DefaultGroup, quoteList(groupOrder(c.Groups)))
 		}
+	}
+	if err := c.validateTokens(); err != nil {
+		return err
 	}
 	for i, src := range c.Guard.NeverBlock {
 		if err := validateSource(src); err != nil {

@@ -13,11 +13,12 @@ import (
 // It is JSON for GET /v1/explain.
 type Explanation struct {
 	Client      string      `json:"client"`
-	Name        string      `json:"name"` // as looked up: lower case, punycode, no trailing dot
+	Identity    string      `json:"identity"` // what chose the group: "client 10.1.2.3" or "token 1a2b3c4d"
+	Name        string      `json:"name"`     // as looked up: lower case, punycode, no trailing dot
 	Group       string      `json:"group,omitempty"`
 	GroupReason string      `json:"group_reason"`
 	Lists       []ListMatch `json:"lists,omitempty"` // the group's lists: block, then allow, then monitor
-	Action      string      `json:"action"`          // "allow", "block" or "monitor"
+	Action      string      `json:"action"`          // "allow", "block", "monitor" or "refuse"
 	List        string      `json:"list,omitempty"`  // the list that decided, if any
 	Rule        *RuleRef    `json:"rule,omitempty"`  // the rule that decided, if any
 	Reason      string      `json:"reason"`          // one line for humans
@@ -48,16 +49,26 @@ type RuleRef struct {
 // for people, not the query path: it allocates and re-parses the matching
 // lists' content to find source lines.
 func (e *Engine) Explain(client netip.Addr, qname string) Explanation {
+	return e.ExplainFor(Identity{Client: client}, qname)
+}
+
+// ExplainFor describes the decision DecideFor makes, naming the identity
+// (token id or client address) that chose the group.
+func (e *Engine) ExplainFor(id Identity, qname string) Explanation {
 	s := e.snap.Load()
 	name := explainName(qname)
-	v, gi, cp := s.decide(client, name)
-	x := Explanation{Client: client.String(), Name: name, Verdict: v, Action: actionName(v.Action)}
-	x.GroupReason = s.groupReason(client, gi, cp)
-	if gi < 0 {
+	v, c := s.decide(id, name)
+	x := Explanation{Client: id.Client.String(), Name: name, Verdict: v, Action: actionName(v.Action)}
+	x.Identity, x.GroupReason = s.identityReason(id, c)
+	if c.refused {
+		x.Reason = "refused: " + x.GroupReason
+		return x
+	}
+	if c.group < 0 {
 		x.Reason = "allowed: " + x.GroupReason
 		return x
 	}
-	g := &s.groups.groups[gi]
+	g := &s.groups.groups[c.group]
 	x.Group = g.name
 	lines := newRuleLocator(s)
 	for _, role := range []struct {
@@ -112,6 +123,22 @@ func (s *snapshot) matchList(lines *ruleLocator, role string, bit int, name stri
 	return m
 }
 
+// identityReason names the identity that chose the group and says why.
+func (s *snapshot) identityReason(id Identity, c groupChoice) (identity, reason string) {
+	if id.Token == "" {
+		return "client " + id.Client.String(), s.groupReason(id.Client, c.group, c.prefix)
+	}
+	identity = "token " + TokenID(id.Token)
+	switch {
+	case c.token != nil:
+		return identity, fmt.Sprintf("%s is listed at %s, so group %s applies whatever the client address", identity, c.token.key, s.groups.groups[c.group].name)
+	case c.refused:
+		return identity, fmt.Sprintf("%s is not listed in any group's tokens, and unknown_token is %q, so the query is refused", identity, UnknownTokenRefuse)
+	}
+	return "client " + id.Client.String(), fmt.Sprintf("%s is not listed in any group's tokens, so the client address decides (unknown_token: %s): %s",
+		identity, UnknownTokenAddress, s.groupReason(id.Client, c.group, c.prefix))
+}
+
 func (s *snapshot) groupReason(client netip.Addr, gi int, cp *clientPrefix) string {
 	switch {
 	case cp != nil:
@@ -154,6 +181,8 @@ func actionName(a Action) string {
 		return "block"
 	case Monitor:
 		return "monitor"
+	case Refuse:
+		return "refuse"
 	default:
 		return "allow"
 	}

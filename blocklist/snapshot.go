@@ -16,6 +16,7 @@ type snapshot struct {
 	cfg    Config
 	index  *Index
 	groups groupTable
+	tokens tokenTable
 	lists  []listSnap // by bit number
 	built  time.Time
 }
@@ -102,7 +103,7 @@ func (e *Engine) build(cfg Config, srcs map[string]*source) (*snapshot, error) {
 		}
 	}
 	e.log.Info("blocklist index built", "lists", len(names), "rules", total, "took", time.Since(start))
-	return &snapshot{cfg: cfg, index: ix, groups: compileGroups(cfg, bits), lists: snaps, built: time.Now()}, nil
+	return &snapshot{cfg: cfg, index: ix, groups: compileGroups(cfg, bits), tokens: compileTokens(cfg), lists: snaps, built: time.Now()}, nil
 }
 
 // allowOnlySources returns the sources whose every list is used only to

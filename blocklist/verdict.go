@@ -7,6 +7,7 @@ const (
 	Allow   Action = iota // resolve normally
 	Block                 // answer with the configured blocked answer
 	Monitor               // resolve normally, but count and audit as "would block"
+	Refuse                // answer REFUSED: an unknown device token under unknown_token: refuse
 )
 
 // RuleAnswer is an answer a rule asks for itself (RPZ actions); AnswerDefault
@@ -27,4 +28,8 @@ type Verdict struct {
 	Group  string // the client's group
 	List   string // the list whose rule decided (block, monitor, or allow exception)
 	Rule   string // the matching rule, e.g. "tiktok.com" (covers the name and below)
+	// By says which identity chose the group; TokenID names the device
+	// token (TokenID form, never the token) when By is ByToken.
+	By      IdentityKind
+	TokenID string
 }

@@ -56,6 +56,7 @@ type auditEntry struct {
 	time                            time.Time
 	client                          netip.Addr
 	group, qname, list, rule, answr string
+	transport, token                string
 	rcode                           int
 	qtype                           uint16
 	outcome                         Outcome
@@ -74,6 +75,9 @@ type auditLine struct {
 	Rule    string `json:"rule"`
 	Answer  string `json:"answer"`
 	Monitor bool   `json:"monitor"`
+	// Transport and Token (a token id) are left out when unknown or unused.
+	Transport string `json:"transport,omitempty"`
+	Token     string `json:"token,omitempty"`
 }
 
 // NewAuditLog opens the audit log cfg describes and starts its writer.
@@ -126,7 +130,8 @@ func (a *AuditLog) Record(ev *QueryEvent) {
 		at = time.Now()
 	}
 	e := auditEntry{time: at, client: ev.Client, group: ev.Group, qname: ev.QName, list: ev.List,
-		rule: ev.Rule, answr: ev.Answer, rcode: ev.Rcode, qtype: ev.QType, outcome: ev.Outcome, monitor: ev.Monitored}
+		rule: ev.Rule, answr: ev.Answer, rcode: ev.Rcode, qtype: ev.QType, outcome: ev.Outcome, monitor: ev.Monitored,
+		transport: ev.Proto, token: ev.TokenID}
 	select {
 	case a.in <- e:
 	default:
@@ -214,7 +219,7 @@ func (a *AuditLog) encode(e auditEntry) {
 	line := auditLine{
 		Time: e.time.UTC().Format(auditTimeFormat), Group: e.group, QName: e.qname, QType: qtypeString(e.qtype),
 		Rcode: rcodeString(e.rcode), Outcome: e.outcome.String(), List: e.list, Rule: e.rule, Answer: e.answr,
-		Monitor: e.monitor,
+		Monitor: e.monitor, Transport: e.transport, Token: e.token,
 	}
 	if client.IsValid() {
 		line.Client = client.String()

@@ -37,8 +37,11 @@ type QueryEvent struct {
 	Time     time.Time     // when the query arrived
 	Duration time.Duration // arrival to response written
 	Client   netip.Addr
-	Proto    string // "udp" or "tcp"
+	Proto    string // transport: "udp", "tcp", "tls", "https" or "quic" (others count as "other")
 	Group    string // client group from policy ("" when policy is off)
+	// TokenID names the device token that chose the group (its short
+	// hash, never the token itself); "" when the address chose it.
+	TokenID string
 	// QName is the name as asked (any case, fully qualified). It may
 	// borrow the resolver's scratch buffer, overwritten after Query
 	// returns: Query copies what it keeps (see RetainsQName).

@@ -37,6 +37,7 @@ type Recorder struct {
 	monitored *prometheus.CounterVec
 	upstreams *upstreamMetrics
 	lists     *listMetrics
+	enc       *encryptedMetrics
 
 	groups     *seriesMap[*groupSeries]
 	listLabels *labelSet
@@ -117,12 +118,14 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	}, func() float64 { return float64(r.dnstap.Dropped()) })
 	r.upstreams = newUpstreamMetrics()
 	r.lists = newListMetrics()
+	r.enc = newEncryptedMetrics()
 
 	cs := []prometheus.Collector{r.queries, r.blocked, r.monitored, responses, duration,
 		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped, dnstapDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	cs = append(cs, r.upstreams.collectors()...)
 	cs = append(cs, r.lists.collectors()...)
+	cs = append(cs, r.enc.collectors()...)
 	var errs []error
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -172,6 +175,7 @@ func (r *Recorder) Query(ev *QueryEvent) {
 	g := r.groups.get(ev.Group)
 	g.queries[qtypeIndex(ev.QType)][o].Inc()
 	r.responses[rcodeIndex(ev.Rcode)].Inc()
+	r.enc.byTransport[transportIndex(ev.Proto)][o].Inc()
 	r.duration[o].Observe(ev.Duration.Seconds())
 
 	blocked := o == OutcomeBlocked

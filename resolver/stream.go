@@ -196,10 +196,3 @@ func (sc *streamConn) drain() {
 		sc.slots <- struct{}{}
 	}
 }
-
-func addrPortOf(a net.Addr) netip.AddrPort {
-	if t, ok := a.(*net.TCPAddr); ok {
-		return t.AddrPort()
-	}
-	return netip.AddrPort{}
-}

@@ -20,12 +20,13 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML config file (default: the embedded default config)")
 	client := fs.String("client", "0.0.0.0", "client IP address the query comes from")
+	token := fs.String("token", "", "device token the query carries (DoH path or DoT/DoQ server name)")
 	asJSON := fs.Bool("json", false, "print the full explanation as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: dnsward explain [-config FILE] [-client IP] [-json] NAME")
+		fmt.Fprintln(stderr, "usage: dnsward explain [-config FILE] [-client IP] [-token T] [-json] NAME")
 		return 2
 	}
 	addr, err := netip.ParseAddr(*client)
@@ -43,7 +44,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dnsward:", err)
 		return 1
 	}
-	ex := engine.Explain(addr, fs.Arg(0))
+	ex := engine.ExplainFor(blocklist.Identity{Client: addr, Token: *token}, fs.Arg(0))
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -56,7 +57,11 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 
 // printExplanation lays the decision out for a person reading a terminal.
 func printExplanation(w io.Writer, ex blocklist.Explanation) {
-	fmt.Fprintf(w, "%s for client %s\n", ex.Name, ex.Client)
+	who := "client " + ex.Client
+	if id := ex.Identity; id != "" && id != who {
+		who = id + " from client " + ex.Client
+	}
+	fmt.Fprintf(w, "%s for %s\n", ex.Name, who)
 	group := ex.Group
 	if group == "" {
 		group = "(none)"

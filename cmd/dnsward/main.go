@@ -2,7 +2,8 @@
 //
 //	dnsward [serve] [-config FILE]          run (embedded default config without -config)
 //	dnsward check -config FILE              validate a config and print a summary
-//	dnsward explain [-config FILE] [-client IP] NAME
+//	dnsward explain [-config FILE] [-client IP] [-token T] NAME
+//	dnsward profile -config FILE -group NAME -format mobileconfig|android|windows [-token T]
 //	dnsward version
 package main
 
@@ -35,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkCmd(args, stdout, stderr)
 	case "explain":
 		return explainCmd(args, stdout, stderr)
+	case "profile":
+		return profileCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "dnsward", versionString(), runtime.Version())
 		return 0
@@ -49,7 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   dnsward [serve] [-config FILE]                       run the resolver (embedded default config without -config)
   dnsward check -config FILE                           validate a config file and print a summary
-  dnsward explain [-config FILE] [-client IP] NAME     say which group, list and rule decide NAME
+  dnsward explain [-config FILE] [-client IP] [-token T] NAME
+                                                       say which group, list and rule decide NAME
+  dnsward profile -config FILE -group NAME -format mobileconfig|android|windows [-token T]
+                                                       print what an MDM needs to give devices the group's encrypted DNS
   dnsward version                                      print the version
 `
 

@@ -1,0 +1,186 @@
+package resolver
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DNS over HTTPS (RFC 8484) on /dns-query and /dns-query/{token}.
+const (
+	DoHPath        = "/dns-query"
+	dohContentType = "application/dns-message"
+	maxDNSMessage  = 65535
+	minDNSMessage  = 12 // a header
+)
+
+// Timeouts of the DoH http.Server: a client gets 5 s to send its headers
+// and 10 s for a whole request, and an idle connection is closed after 60 s
+// (RFC 8484 clients keep one open; that is long enough to reuse it).
+const (
+	dohReadHeaderTimeout = 5 * time.Second
+	dohReadTimeout       = 10 * time.Second
+	dohWriteTimeout      = 10 * time.Second
+	dohIdleTimeout       = 60 * time.Second
+	dohQueryTimeout      = 5 * time.Second
+	dohMaxStreams        = 100 // concurrent HTTP/2 streams per connection
+	// dohMaxHeaderBytes fits a GET of the largest message: 65535 bytes are
+	// 87380 characters of base64url.
+	dohMaxHeaderBytes = 128 << 10
+)
+
+// DoHHandler answers RFC 8484 requests through the pipeline.
+type DoHHandler struct {
+	Handle QueryHandler
+	// Proxy lists the peers whose Forwarded / X-Forwarded-For headers are
+	// believed; nil believes none.
+	Proxy   *ProxyPolicy
+	Timeout time.Duration // per query; default 5 s
+}
+
+func (h *DoHHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token, ok := dohToken(r.URL.Path)
+	if !ok {
+		http.Error(w, "not found: DNS queries go to "+DoHPath, http.StatusNotFound)
+		return
+	}
+	wire, status, msg := readDoHQuery(r)
+	if status != 0 {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, msg, status)
+		return
+	}
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = dohQueryTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	q := Query{Wire: wire, Client: h.clientAddr(r), Local: localAddrOf(r), Transport: "https", Token: token}
+	reply := h.Handle(ctx, q)
+	if reply == nil {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "no answer", http.StatusServiceUnavailable)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", dohContentType)
+	hdr.Set("Content-Length", strconv.Itoa(len(reply)))
+	hdr.Set("Cache-Control", "max-age="+strconv.FormatUint(uint64(dohMaxAge(reply)), 10))
+	_, _ = w.Write(reply)
+}
+
+// dohToken splits /dns-query or /dns-query/{token}. A token longer than a
+// DNS label, or a deeper path, is not a DoH path at all.
+func dohToken(path string) (string, bool) {
+	if path == DoHPath {
+		return "", true
+	}
+	tok, ok := strings.CutPrefix(path, DoHPath+"/")
+	if !ok || tok == "" || len(tok) > 63 || strings.Contains(tok, "/") {
+		return "", false
+	}
+	return tok, true
+}
+
+// readDoHQuery returns the DNS message of a GET or POST, or the HTTP status
+// and message for a bad request.
+func readDoHQuery(r *http.Request) ([]byte, int, string) {
+	var wire []byte
+	switch r.Method {
+	case http.MethodGet:
+		b64 := r.URL.Query().Get("dns")
+		if b64 == "" {
+			return nil, http.StatusBadRequest, "missing the dns parameter (base64url DNS message)"
+		}
+		if len(b64) > base64.RawURLEncoding.EncodedLen(maxDNSMessage) {
+			return nil, http.StatusRequestURITooLong, "dns parameter longer than a 65535-byte message"
+		}
+		var err error
+		if wire, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(b64, "=")); err != nil {
+			return nil, http.StatusBadRequest, "dns parameter is not base64url: " + err.Error()
+		}
+	case http.MethodPost:
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != dohContentType {
+			return nil, http.StatusUnsupportedMediaType, "Content-Type must be " + dohContentType
+		}
+		wire, err = io.ReadAll(io.LimitReader(r.Body, maxDNSMessage+1))
+		if err != nil {
+			return nil, http.StatusBadRequest, "reading the body: " + err.Error()
+		}
+		if len(wire) > maxDNSMessage {
+			return nil, http.StatusRequestEntityTooLarge, "a DNS message is at most 65535 bytes"
+		}
+	default:
+		return nil, http.StatusMethodNotAllowed, "use GET or POST"
+	}
+	if len(wire) < minDNSMessage {
+		return nil, http.StatusBadRequest, "too short for a DNS message"
+	}
+	return wire, 0, ""
+}
+
+// NewDoHServer is the http.Server for h over HTTP/2 and HTTP/1.1. Serve it
+// on a GuardListener with tlsConf (ALPN h2 and http/1.1, e.g.
+// CertStore.ServerTLSConfig("h2", "http/1.1")): the guard does PROXY and
+// the handshake, and its connections' RemoteAddr is the client.
+func NewDoHServer(h http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	mux := http.NewServeMux()
+	mux.Handle(DoHPath, h)
+	mux.Handle(DoHPath+"/", h)
+	return &http.Server{
+		Handler:           mux,
+		TLSConfig:         tlsConf,
+		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: dohMaxStreams},
+		ReadHeaderTimeout: dohReadHeaderTimeout,
+		ReadTimeout:       dohReadTimeout,
+		WriteTimeout:      dohWriteTimeout,
+		IdleTimeout:       dohIdleTimeout,
+		MaxHeaderBytes:    dohMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// clientAddr is the request's client: the connection's (already the PROXY
+// header's when a trusted balancer sent one), or, when that address is a
+// trusted proxy, the nearest untrusted hop its forwarding header names.
+func (h *DoHHandler) clientAddr(r *http.Request) netip.AddrPort {
+	client, _ := netip.ParseAddrPort(r.RemoteAddr)
+	client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
+	if !h.Proxy.Trusted(client.Addr()) {
+		return client
+	}
+	hops := forwardedFor(r.Header)
+	for i := len(hops) - 1; i >= 0 && h.Proxy.Trusted(client.Addr()); i-- {
+		if !hops[i].IsValid() {
+			break // "unknown" or an obfuscated hop: the last trusted proxy is all we know
+		}
+		client = hops[i]
+	}
+	return client
+}
+
+// localAddrOf is the address the client connected to.
+func localAddrOf(r *http.Request) netip.AddrPort {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return addrPortOf(a)
+	}
+	return netip.AddrPort{}
+}
