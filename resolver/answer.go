@@ -39,7 +39,7 @@ func (r *Resolver) inspectChain(req *request, e *cacheEntry) (Decision, bool) {
 		return Decision{}, false
 	}
 	for _, target := range e.cnames {
-		d := r.policy.Decide(req.client, target)
+		d := r.policy.Decide(Client{req.client, req.token}, target)
 		switch d.Action {
 		case ActionBlock:
 			return d, true

@@ -17,6 +17,9 @@ type Config struct {
 	Cache    CacheConfig    `yaml:"cache"`
 	Blocking BlockingConfig `yaml:"blocking"`
 	TCP      TCPConfig      `yaml:"tcp"`
+	// The encrypted listeners (listen_tls, listen_https, listen_quic),
+	// their certificate and the PROXY protocol's trusted networks.
+	Encrypted EncryptedConfig `yaml:",inline"`
 }
 
 // TCPConfig bounds stream connections (TCP, and DoT on top of it): an
@@ -123,6 +126,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.TCP.validate(); err != nil {
+		return err
+	}
+	if err := c.Encrypted.Validate(); err != nil {
 		return err
 	}
 	return c.Blocking.validate()

@@ -65,7 +65,7 @@ func (h *DoHHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	q := Query{Wire: wire, Client: h.clientAddr(r), Local: localAddrOf(r), Transport: "https", Token: token}
+	q := Query{Wire: wire, Client: h.clientAddr(r), Local: localAddrOf(r), Transport: TransportHTTPS, Token: token}
 	reply := h.Handle(ctx, q)
 	if reply == nil {
 		w.Header().Set("Cache-Control", "no-store")

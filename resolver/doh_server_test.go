@@ -134,7 +134,7 @@ func TestDoHGetAndPost(t *testing.T) {
 		t.Errorf("GET answer %v", m)
 	}
 	q := f.echo.lastQuery(t)
-	if q.Token != testToken || q.Transport != "https" || q.Client.Addr() != netip.MustParseAddr("127.0.0.1") || q.Local.String() != f.addr {
+	if q.Token != testToken || q.Transport != TransportHTTPS || q.Client.Addr() != netip.MustParseAddr("127.0.0.1") || q.Local.String() != f.addr {
 		t.Errorf("query seen by the pipeline: %+v", q)
 	}
 
@@ -276,7 +276,7 @@ func TestDoHWithCurl(t *testing.T) {
 	go page.Serve(web)
 	defer page.Close()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, f.ca.pemOut, 0o644); err != nil {
+	if err := os.WriteFile(caFile, f.ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(web.Addr().String())
@@ -288,7 +288,7 @@ func TestDoHWithCurl(t *testing.T) {
 	if err != nil || string(out) != "resolved through dnsward" {
 		t.Fatalf("curl: %v\n%s", err, out)
 	}
-	if q := f.echo.lastQuery(t); q.Token != testToken || q.Transport != "https" {
+	if q := f.echo.lastQuery(t); q.Token != testToken || q.Transport != TransportHTTPS {
 		t.Errorf("query from curl: %+v", q)
 	}
 }
@@ -322,7 +322,7 @@ func TestDoHWithKdig(t *testing.T) {
 	}
 	f := startDoH(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, f.ca.pemOut, 0o644); err != nil {
+	if err := os.WriteFile(caFile, f.ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	host, port, _ := net.SplitHostPort(f.addr)
@@ -338,7 +338,7 @@ func TestDoHWithKdig(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "status: NOERROR") || !strings.Contains(string(out), "192.0.2.1") {
 			t.Fatalf("kdig (GET %v): %v\n%s", get, err, out)
 		}
-		if q := f.echo.lastQuery(t); q.Token != testToken || q.Transport != "https" {
+		if q := f.echo.lastQuery(t); q.Token != testToken || q.Transport != TransportHTTPS {
 			t.Errorf("query from kdig: %+v", q)
 		}
 	}

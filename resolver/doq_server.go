@@ -117,7 +117,7 @@ func (s *DoQServer) defaults() {
 // serveConn answers the streams of one connection until it closes.
 func (s *DoQServer) serveConn(ctx context.Context, conn *quic.Conn) {
 	token := TokenFromSNI(conn.ConnectionState().TLS.ServerName, s.ServerName)
-	base := Query{Client: addrPortOf(conn.RemoteAddr()), Local: addrPortOf(conn.LocalAddr()), Transport: "quic", Token: token}
+	base := Query{Client: addrPortOf(conn.RemoteAddr()), Local: addrPortOf(conn.LocalAddr()), Transport: TransportQUIC, Token: token}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

@@ -112,7 +112,7 @@ func TestDoQQueries(t *testing.T) {
 		t.Error(err)
 	}
 	q := f.echo.lastQuery(t)
-	if q.Token != testToken || q.Transport != "quic" || q.Client.Addr().String() != "127.0.0.1" {
+	if q.Token != testToken || q.Transport != TransportQUIC || q.Client.Addr().String() != "127.0.0.1" {
 		t.Errorf("query seen by the pipeline: %+v", q)
 	}
 

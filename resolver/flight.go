@@ -38,6 +38,7 @@ type flight struct {
 type waiter struct {
 	pkt       []byte // a copy of the query
 	client    netip.Addr
+	token     string
 	transport Transport
 	limit     int
 	ev        metrics.QueryEvent // as the pipeline filled it; QName is set again from pkt
@@ -81,7 +82,7 @@ func (f *flights) land(fl *flight) []*waiter {
 // Beyond MaxPending waiting clients it answers SERVFAIL at once: a flood
 // of unique names, or upstreams down, must not pile up memory.
 func (r *Resolver) forward(req *request, s *scratch) bool {
-	w := &waiter{pkt: append([]byte(nil), req.pkt...), client: req.client, transport: req.transport,
+	w := &waiter{pkt: append([]byte(nil), req.pkt...), client: req.client, token: req.token, transport: req.transport,
 		limit: req.limit, ev: req.ev, from: req.from, peer: req.peer, local: req.local}
 	if w.from == nil {
 		w.from = &udpOrigin{sock: req.udp, to: req.peer, dst: req.dst, ifindex: req.ifindex}
@@ -157,7 +158,7 @@ func (r *Resolver) staleEntry(k cacheKey, now time.Time, fresh *cacheEntry) *cac
 
 // request rebuilds the waiter's request from its own packet copy.
 func (w *waiter) request(s *scratch) *request {
-	req := &request{pkt: w.pkt, client: w.client, transport: w.transport, limit: w.limit, ev: w.ev,
+	req := &request{pkt: w.pkt, client: w.client, token: w.token, transport: w.transport, limit: w.limit, ev: w.ev,
 		peer: w.peer, local: w.local}
 	req.q, _ = parseQuery(w.pkt, s.name[:]) // parsed before: it parses again
 	req.ev.QName = string(req.q.qname)

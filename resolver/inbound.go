@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -12,7 +13,7 @@ type Query struct {
 	Wire      []byte         // the DNS message, as received
 	Client    netip.AddrPort // the real client (after PROXY/X-Forwarded-For from trusted proxies)
 	Local     netip.AddrPort
-	Transport string // "udp", "tcp", "tls", "https", "quic" (a bounded metrics label)
+	Transport Transport
 	Token     string // device token from the DoH path or the SNI first label; "" if none
 }
 
@@ -35,3 +36,33 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
+
+// Handle answers one query from a listener that waits for each answer in
+// a goroutine of its own (DoH, DoQ): it runs the query through the
+// pipeline and, for a cache miss, waits for the answer or ctx. The reply
+// is the caller's; nil means send nothing.
+func (r *Resolver) Handle(ctx context.Context, q Query) []byte {
+	later := make(replyChan, 1) // never blocks the upstream's goroutine, even after ctx ends
+	req := request{pkt: q.Wire, client: q.Client.Addr().Unmap(), token: q.Token, transport: q.Transport,
+		from: later, peer: q.Client, local: q.Local}
+	s := r.scratches.Get().(*scratch)
+	out, pending := r.serve(&req, s)
+	if !pending {
+		out = bytes.Clone(out)
+	}
+	r.scratches.Put(s)
+	if !pending {
+		return out
+	}
+	select {
+	case out := <-later:
+		return out
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// replyChan is the origin of a query whose listener waits for it.
+type replyChan chan []byte
+
+func (c replyChan) reply(out []byte) { c <- bytes.Clone(out) }

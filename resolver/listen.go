@@ -16,12 +16,16 @@ type listeners struct {
 	started atomic.Bool
 	udp     []*udpSocket
 	streams []*streamListener
+	enc     encryptedListeners
 	readers sync.WaitGroup // UDP read loops
 }
 
 // Start binds UDP and TCP on every listen address and serves in the
 // background. A bind failure closes what was opened and is returned.
 func (r *Resolver) Start() error {
+	if err := r.startEncrypted(); err != nil {
+		return r.startFailed(err)
+	}
 	for _, addr := range r.cfg.Listen {
 		ap, err := parseListen(addr)
 		if err != nil {
@@ -33,6 +37,9 @@ func (r *Resolver) Start() error {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, explainBindError(err, ap)))
 		}
 		r.listeners.udp = append(r.listeners.udp, socks...)
+		if r.listeners.enc.proxy.Any() { // balancers in front: PROXY protocol on TCP too
+			l = r.guard(l, TransportTCP, nil)
+		}
 		r.listeners.streams = append(r.listeners.streams, r.newStreamListener(l, TransportTCP))
 	}
 	for _, u := range r.listeners.udp {
@@ -148,12 +155,15 @@ func listenTCP(ap netip.AddrPort, v6only bool) (net.Listener, error) {
 func (r *Resolver) Addrs() []net.Addr {
 	var out []net.Addr
 	for _, l := range r.listeners.streams {
-		out = append(out, l.l.Addr())
+		if l.transport == TransportTCP {
+			out = append(out, l.l.Addr())
+		}
 	}
 	return out
 }
 
 func (r *Resolver) startFailed(err error) error {
+	r.listeners.enc.stop(context.Background())
 	for _, u := range r.listeners.udp {
 		u.release()
 	}
@@ -175,6 +185,7 @@ func (r *Resolver) Shutdown(ctx context.Context) error {
 	for _, l := range r.listeners.streams {
 		l.close()
 	}
+	r.listeners.enc.stop(ctx)
 	r.listeners.readers.Wait() // no new UDP work after this
 	done := make(chan struct{})
 	go func() {

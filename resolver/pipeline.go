@@ -34,6 +34,9 @@ func (r *Resolver) serve(req *request, s *scratch) (out []byte, pending bool) {
 	// What a forwarder does not serve: other classes, zone transfers,
 	// and ANY, answered minimally (RFC 8482).
 	case r.special(req, s):
+	// Names that describe dnsward itself (DDR, RFC 9462): never
+	// forwarded, never blocked.
+	case r.answerDDR(req, s):
 	// Policy before the cache, so a list change applies at once to
 	// names already cached.
 	case r.applyPolicy(req, s):
@@ -127,11 +130,15 @@ func (r *Resolver) applyPolicy(req *request, s *scratch) bool {
 	if r.policy == nil {
 		return false
 	}
-	d := r.policy.Decide(req.client, req.ev.QName)
-	req.ev.Group = d.Group
+	d := r.policy.Decide(Client{req.client, req.token}, req.ev.QName)
+	req.ev.Group, req.ev.TokenID = d.Group, d.TokenID
 	switch d.Action {
 	case ActionBlock:
 		req.out = r.blockedAnswer(req, d, s)
+		return true
+	case ActionRefuse:
+		req.ev.Outcome = metrics.OutcomeRefused
+		req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeRefused)
 		return true
 	case ActionMonitor:
 		req.ev.Monitored, req.ev.List, req.ev.Rule = true, d.List, d.Rule

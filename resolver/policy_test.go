@@ -18,7 +18,8 @@ type suffixPolicy struct {
 	answer  string
 }
 
-func (p *suffixPolicy) Decide(client netip.Addr, qname string) Decision {
+func (p *suffixPolicy) Decide(c Client, qname string) Decision {
+	client := c.Addr
 	if p.guests[client] {
 		return Decision{Group: "guests"}
 	}

@@ -72,6 +72,10 @@ func NewProxyPolicy(cfg ProxyConfig) (*ProxyPolicy, error) {
 	return &ProxyPolicy{trusted: ps}, nil
 }
 
+// Any reports whether any proxy is trusted, so that listeners expect
+// PROXY headers at all.
+func (p *ProxyPolicy) Any() bool { return p != nil && len(p.trusted) > 0 }
+
 // Trusted reports whether a is one of the trusted proxies.
 func (p *ProxyPolicy) Trusted(a netip.Addr) bool {
 	if p == nil {

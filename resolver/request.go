@@ -40,6 +40,7 @@ type request struct {
 	pkt       []byte
 	q         wireQuery
 	client    netip.Addr
+	token     string // the device token of an encrypted transport, if any
 	transport Transport
 	limit     int // the largest reply the client takes
 	live      *settings

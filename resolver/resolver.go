@@ -27,29 +27,38 @@ const (
 	ActionAllow   Action = iota
 	ActionBlock          // answer with a synthesized blocked answer
 	ActionMonitor        // resolve, but report "would block"
+	ActionRefuse         // REFUSED: an identity policy does not accept (an unknown device token)
 )
 
 // Decision is policy's answer for one client and name. Answer, when set,
 // overrides the configured blocked-answer mode (RPZ rules carry their own).
 type Decision struct {
-	Action Action
-	Group  string
-	List   string
-	Rule   string
-	Answer string
+	Action  Action
+	Group   string
+	List    string
+	Rule    string
+	Answer  string
+	TokenID string // the device token that chose the group, as its short hash; "" when the address did
+}
+
+// Client is who asks: the address, and on encrypted transports the
+// device token it presented in the DoH path or the TLS server name.
+type Client struct {
+	Addr  netip.Addr
+	Token string // "" when none
 }
 
 // Policy decides per client and name. Implementations must be safe for
 // concurrent use and fast: it is asked on every query and for every CNAME
 // target of an answer.
 //
-// qname is borrowed: it may point into the caller's scratch buffer, which
+// qname (and the token) are borrowed: it may point into the caller's scratch buffer, which
 // is overwritten by the next query, so Decide must not keep it (nor let
 // the returned Decision refer to it) after it returns. The strings of the
 // returned Decision must stay valid and unchanged after the call (they
 // point into policy's immutable snapshot).
 type Policy interface {
-	Decide(client netip.Addr, qname string) Decision
+	Decide(c Client, qname string) Decision
 }
 
 // Forwarder sends queries upstream (upstream.Forwarder implements it).
@@ -101,6 +110,7 @@ type Resolver struct {
 	scratches  sync.Pool // for answers built off a listener's goroutine
 	inflight   sync.WaitGroup
 	listeners  listeners
+	ddr        DDREndpoints // what _dns.resolver.arpa answers; set at Start
 
 	probeMu     sync.Mutex
 	cancelProbe context.CancelFunc

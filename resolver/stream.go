@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -69,6 +70,9 @@ func (sl *streamListener) admit(c net.Conn) *streamConn {
 	peer := addrPortOf(c.RemoteAddr())
 	sc := &streamConn{sl: sl, c: c, peer: peer, client: peer.Addr().Unmap(), local: addrPortOf(c.LocalAddr()),
 		slots: make(chan struct{}, maxPipelined)}
+	if tc, ok := c.(*tls.Conn); ok && sl.r.listeners.enc.certs != nil { // a device token in the server name
+		sc.token = TokenFromSNI(tc.ConnectionState().ServerName, sl.r.listeners.enc.certs.ServerName())
+	}
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if sl.closing || len(sl.conns) >= sl.cfg.MaxConnections || sl.perClient[sc.client] >= sl.cfg.MaxPerClient {
@@ -111,6 +115,7 @@ type streamConn struct {
 	c      net.Conn
 	peer   netip.AddrPort
 	client netip.Addr
+	token  string // from the TLS server name ({token}.{server_name})
 	local  netip.AddrPort
 	slots  chan struct{} // one per query in flight
 
@@ -139,7 +144,7 @@ func (sc *streamConn) serve() {
 			return
 		}
 		sc.slots <- struct{}{}
-		req := request{pkt: msg[:n], client: sc.client, transport: sc.sl.transport, from: sc, peer: sc.peer, local: sc.local}
+		req := request{pkt: msg[:n], client: sc.client, token: sc.token, transport: sc.sl.transport, from: sc, peer: sc.peer, local: sc.local}
 		if out, pending := sc.sl.r.serve(&req, s); !pending {
 			sc.reply(out)
 		}

@@ -78,7 +78,7 @@ func TestCertificateReplacedOnDisk(t *testing.T) {
 	stop := func() { once.Do(func() { cancel(); <-running }) } // before reading logs, which Run writes
 	defer stop()
 
-	newCert, newKey, second := ca.issue(t, time.Now().Add(60*24*time.Hour), "dns.test", "*.dns.test")
+	newCert, newKey, second := ca.Issue(t, time.Now().Add(60*24*time.Hour), "dns.test", "*.dns.test")
 	writeAtomic(t, cfg.KeyFile, newKey) // the new key beside the old certificate: does not load
 	if changed, err := store.Reload(); changed || err == nil {
 		t.Fatalf("mismatched pair: changed=%v err=%v", changed, err)
@@ -111,7 +111,7 @@ func TestCertificateBadReplacementsKeepLastGood(t *testing.T) {
 		"removed":      func() { os.Remove(cfg.CertFile) },
 		"garbage":      func() { writeAtomic(t, cfg.CertFile, []byte("not a certificate\n")) },
 		"expired": func() {
-			c, k, _ := ca.issue(t, time.Now().Add(-time.Hour), "dns.test")
+			c, k, _ := ca.Issue(t, time.Now().Add(-time.Hour), "dns.test")
 			writeAtomic(t, cfg.CertFile, c)
 			writeAtomic(t, cfg.KeyFile, k)
 		},

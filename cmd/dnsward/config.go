@@ -22,15 +22,13 @@ import (
 // Packages validate their own parts; this file only maps their errors to
 // lines of the file.
 type fileConfig struct {
-	Resolver resolver.Config `yaml:",inline"` // listen, access, cache, blocking
-	// listen_tls, listen_https, listen_quic, tls, proxy_protocol
-	Encrypted resolver.EncryptedConfig `yaml:",inline"`
-	Upstream  upstream.Config          `yaml:"upstream"`
-	Policy    blocklist.Config         `yaml:",inline"` // lists, groups, default_group, guard
-	Admin     metrics.AdminConfig      `yaml:"admin"`
-	Log       logConfig                `yaml:"log"`
-	Dnstap    metrics.DnstapConfig     `yaml:"dnstap"`
-	StateDir  string                   `yaml:"state_dir"` // last-good copies of URL lists
+	Resolver resolver.Config      `yaml:",inline"` // listen, access, cache, blocking, tcp, the encrypted listeners
+	Upstream upstream.Config      `yaml:"upstream"`
+	Policy   blocklist.Config     `yaml:",inline"` // lists, groups, default_group, guard
+	Admin    metrics.AdminConfig  `yaml:"admin"`
+	Log      logConfig            `yaml:"log"`
+	Dnstap   metrics.DnstapConfig `yaml:"dnstap"`
+	StateDir string               `yaml:"state_dir"` // last-good copies of URL lists
 
 	path string // where it was read from ("" for the embedded default)
 }
@@ -100,7 +98,7 @@ func parseConfig(data []byte, name string, resolvConfs []string) (*fileConfig, e
 	if err := expandSystemUpstream(&cfg.Upstream, resolvConfs); err != nil {
 		return nil, locate(name, &root, err)
 	}
-	for _, v := range []interface{ Validate() error }{&cfg.Resolver, &cfg.Encrypted, &cfg.Upstream, &cfg.Policy, &cfg.Admin, &cfg.Log, &cfg.Dnstap} {
+	for _, v := range []interface{ Validate() error }{&cfg.Resolver, &cfg.Upstream, &cfg.Policy, &cfg.Admin, &cfg.Log, &cfg.Dnstap} {
 		if err := v.Validate(); err != nil {
 			return nil, locate(name, &root, err)
 		}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"net/netip"
-
 	"github.com/dnsward/dnsward/blocklist"
 	"github.com/dnsward/dnsward/metrics"
 	"github.com/dnsward/dnsward/resolver"
@@ -18,14 +16,16 @@ var ruleAnswers = [...]string{
 	blocklist.AnswerNoData:   resolver.AnswerNoData,
 }
 
-func (p policyAdapter) Decide(client netip.Addr, qname string) resolver.Decision {
-	v := p.e.Decide(client, qname)
-	d := resolver.Decision{Group: v.Group, List: v.List, Rule: v.Rule}
+func (p policyAdapter) Decide(c resolver.Client, qname string) resolver.Decision {
+	v := p.e.DecideFor(blocklist.Identity{Client: c.Addr, Token: c.Token}, qname)
+	d := resolver.Decision{Group: v.Group, List: v.List, Rule: v.Rule, TokenID: v.TokenID}
 	switch v.Action {
 	case blocklist.Block:
 		d.Action = resolver.ActionBlock
 	case blocklist.Monitor:
 		d.Action = resolver.ActionMonitor
+	case blocklist.Refuse:
+		d.Action = resolver.ActionRefuse
 	}
 	if int(v.Answer) < len(ruleAnswers) {
 		d.Answer = ruleAnswers[v.Answer]

@@ -77,12 +77,12 @@ func newProfile(cfg *fileConfig, group, token string, stderr io.Writer) (*profil
 	case token == "":
 		fmt.Fprintf(stderr, "note: group %s has no tokens (groups[%d].tokens): devices get the policy of their source address, so off the office network the group does not follow them\n", group, gi)
 	}
-	name := cfg.Encrypted.TLS.ServerName
+	name := cfg.Resolver.Encrypted.TLS.ServerName
 	if name == "" {
-		if cfg.Encrypted.TLS.CertFile == "" {
+		if cfg.Resolver.Encrypted.TLS.CertFile == "" {
 			return nil, errors.New("set tls.server_name (or tls.cert_file, whose first DNS name is the default): the profile must name the server")
 		}
-		store, err := resolver.NewCertStore(cfg.Encrypted.TLS, slog.New(slog.DiscardHandler))
+		store, err := resolver.NewCertStore(cfg.Resolver.Encrypted.TLS, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return nil, err
 		}
@@ -111,10 +111,10 @@ func (p *profile) write(stdout, stderr io.Writer, format, address string) error 
 // dohURL is the group's DoH URL: the token in the path, the port of the
 // first listen_https address unless it is 443.
 func (p *profile) dohURL() (string, error) {
-	if len(p.cfg.Encrypted.ListenHTTPS) == 0 {
+	if len(p.cfg.Resolver.Encrypted.ListenHTTPS) == 0 {
 		return "", errors.New("listen_https is not configured: Apple and Windows devices need the DoH listener")
 	}
-	_, port, _ := net.SplitHostPort(p.cfg.Encrypted.ListenHTTPS[0])
+	_, port, _ := net.SplitHostPort(p.cfg.Resolver.Encrypted.ListenHTTPS[0])
 	host := p.serverName
 	if port != "443" {
 		host = net.JoinHostPort(host, port)
@@ -130,7 +130,7 @@ func (p *profile) dohURL() (string, error) {
 // only, and the token rides in the first label.
 func (p *profile) android(stdout, stderr io.Writer) error {
 	ok := false
-	for _, a := range p.cfg.Encrypted.ListenTLS {
+	for _, a := range p.cfg.Resolver.Encrypted.ListenTLS {
 		_, port, _ := net.SplitHostPort(a)
 		ok = ok || port == "853"
 	}
@@ -154,7 +154,7 @@ func (p *profile) windows(stdout io.Writer, address string) error {
 		return err
 	}
 	if address == "" {
-		host, _, _ := net.SplitHostPort(p.cfg.Encrypted.ListenHTTPS[0])
+		host, _, _ := net.SplitHostPort(p.cfg.Resolver.Encrypted.ListenHTTPS[0])
 		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() && !a.IsLoopback() {
 			address = a.String()
 		}
