@@ -47,7 +47,6 @@ func (r *Resolver) startEncrypted() error {
 	e.cancel = cancel
 	go e.certs.Run(ctx, 0)
 	r.rec.SetCertificateNotAfter(e.certs.NotAfter)
-	r.ddr = DDREndpointsFrom(c, e.certs.ServerName())
 	for _, addr := range c.ListenTLS {
 		l, err := r.guarded(addr, c.ListenTLS, TransportTLS, e.certs.ServerTLSConfig("dot"))
 		if err != nil {
@@ -75,7 +74,32 @@ func (r *Resolver) startEncrypted() error {
 			return err
 		}
 	}
+	r.ddr = e.discovery(c)
 	return nil
+}
+
+// discovery is what DDR advertises: the configured endpoints, with the
+// ports the listeners really got (port 0 in the config picks one).
+func (e *encryptedListeners) discovery(c EncryptedConfig) DDREndpoints {
+	d := DDREndpointsFrom(c, e.certs.ServerName())
+	bound := func(t Transport) uint16 {
+		if a := e.addrs[t]; len(a) > 0 {
+			return uint16(netAddrPort(a[0]))
+		}
+		return 0
+	}
+	d.TLSPort, d.HTTPSPort, d.QUICPort = bound(TransportTLS), bound(TransportHTTPS), bound(TransportQUIC)
+	return d
+}
+
+func netAddrPort(a net.Addr) int {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.Port
+	case *net.UDPAddr:
+		return a.Port
+	}
+	return 0
 }
 
 // guarded opens a TCP listener for an encrypted transport (or, with tc
