@@ -83,7 +83,7 @@ func TestDeviceTokensChoosePolicyOverDoTDoHAndDoQ(t *testing.T) {
 	q := new(dns.Msg).SetQuestion("www.tiktok.com.", dns.TypeA)
 	for token, rcode := range map[string]int{govToken: dns.RcodeNameError, staffToken: dns.RcodeSuccess} {
 		// DoT: the token is the first label of the server name.
-		c := &dns.Client{Net: "tcp-tls", Timeout: 5 * time.Second, TLSConfig: a.tlsConfig(token+".dns.test")}
+		c := &dns.Client{Net: "tcp-tls", Timeout: 5 * time.Second, TLSConfig: a.tlsConfig(token + ".dns.test")}
 		m, _, err := c.Exchange(q.Copy(), a.addr(resolver.TransportTLS))
 		wantRcode(t, "DoT with token "+token[:5], m, err, rcode)
 
