@@ -111,4 +111,3 @@ func burstOf(qps float64, burst int) int {
 	}
 	return max(int(math.Ceil(qps)), 1)
 }
-
