@@ -44,13 +44,14 @@ type answerCache struct {
 	cfg     CacheConfig
 	now     func() time.Time
 	onEvict func(n int)
+	admit   *admission // keeps once-asked names from evicting the working set
 }
 
 func newAnswerCache(cfg CacheConfig, now func() time.Time, onEvict func(int)) *answerCache {
 	if cfg.MaxEntries <= 0 {
 		return nil
 	}
-	c := &answerCache{seed: maphash.MakeSeed(), cfg: cfg, now: now, onEvict: onEvict}
+	c := &answerCache{seed: maphash.MakeSeed(), cfg: cfg, now: now, onEvict: onEvict, admit: newAdmission(cfg.MaxEntries)}
 	per := max(cfg.MaxEntries/cacheShards, 1)
 	for i := range c.shards {
 		c.shards[i], _ = lru.New[cacheKey, *cacheEntry](per) // only fails for size <= 0
@@ -58,22 +59,27 @@ func newAnswerCache(cfg CacheConfig, now func() time.Time, onEvict func(int)) *a
 	return c
 }
 
-func (c *answerCache) shard(k cacheKey) *lru.Cache[cacheKey, *cacheEntry] {
-	return c.shards[maphash.String(c.seed, k.name)%cacheShards]
+// shard returns k's shard and k's hash for the admission sketch.
+func (c *answerCache) shard(k cacheKey) (*lru.Cache[cacheKey, *cacheEntry], uint64) {
+	h := maphash.String(c.seed, k.name)
+	return c.shards[h%cacheShards], sketchHash(h, k)
 }
 
 // get returns the entry for k and whether it is still fresh. Expired
 // entries are returned too, for serve-stale; the caller decides.
 func (c *answerCache) get(k cacheKey) (e *cacheEntry, fresh bool) {
-	e, ok := c.shard(k).Get(k)
+	s, h := c.shard(k)
+	c.admit.touch(h)
+	e, ok := s.Get(k)
 	if !ok {
 		return nil, false
 	}
 	return e, c.now().Before(e.expires)
 }
 
-// put stores msg when it is cacheable and returns the stored entry (nil
-// when it is not). The cache takes ownership: the caller must not modify
+// put stores msg when it is cacheable and returns its entry (nil when it
+// is not); the entry is not kept when admission prefers the one it would
+// evict. The cache takes ownership: the caller must not modify
 // msg afterwards. Record TTLs are clamped to the configured bounds in
 // place, so clients see what the cache enforces.
 func (c *answerCache) put(k cacheKey, msg *dns.Msg) *cacheEntry {
@@ -95,7 +101,11 @@ func (c *answerCache) put(k cacheKey, msg *dns.Msg) *cacheEntry {
 	}
 	now := c.now()
 	e.stored, e.expires = now, now.Add(ttl)
-	if c.shard(k).Add(k, e) && c.onEvict != nil {
+	s, h := c.shard(k)
+	if !c.admits(s, k, h) {
+		return e
+	}
+	if s.Add(k, e) && c.onEvict != nil {
 		c.onEvict(1)
 	}
 	return e
