@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -47,7 +48,7 @@ func (c AdminConfig) validateAuth(host string) error {
 func (c AdminConfig) loadToken() (string, error) {
 	key, tok := "admin.token", c.Token
 	if c.TokenFile != "" {
-		data, err := os.ReadFile(c.TokenFile)
+		data, err := readSmallFile(c.TokenFile, maxTokenFile)
 		if err != nil {
 			return "", &ConfigError{"admin.token_file", c.TokenFile, "cannot be read: " + pathlessError(err)}
 		}
@@ -68,6 +69,27 @@ func (c AdminConfig) loadToken() (string, error) {
 		}
 	}
 	return tok, nil
+}
+
+// maxTokenFile bounds what is read of admin.token_file, so a path such as
+// /dev/zero cannot hang start-up.
+const maxTokenFile = 4 << 10
+
+// readSmallFile reads at most limit bytes of path; a longer file is an error.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("longer than %d bytes; it should hold only the token", limit)
+	}
+	return data, nil
 }
 
 // pathlessError drops the path os errors repeat, as the ConfigError names it.

@@ -163,6 +163,7 @@ func TestAdminAuthConfigErrors(t *testing.T) {
 		{"missing file", AdminConfig{Listen: "127.0.0.1:0", TokenFile: filepath.Join(dir, "nope")}, "admin.token_file", "no such file"},
 		{"empty file", AdminConfig{Listen: "127.0.0.1:0", TokenFile: empty}, "admin.token_file", "is empty"},
 		{"short file", AdminConfig{Listen: "127.0.0.1:0", TokenFile: short}, "admin.token_file", "at least 16"},
+		{"endless file", AdminConfig{Listen: "127.0.0.1:0", TokenFile: "/dev/zero"}, "admin.token_file", "longer than 4096 bytes"},
 		{"protect without token", AdminConfig{Listen: "127.0.0.1:0", ProtectMetrics: true}, "admin.protect_metrics", "needs admin.token"},
 	} {
 		err := c.cfg.Validate()

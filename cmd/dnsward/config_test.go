@@ -97,6 +97,10 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"admin token too short", "upstream:\n  servers: [\"127.0.0.1:53\"]\nadmin:\n  listen: \"127.0.0.1:9153\"\n  token: hunter2\n",
 			`cfg.yaml:5: admin.token: the token has 7 characters`},
 		{"not yaml", "listen: [\n", `cfg.yaml: line`},
+		{"control character", "upstream:\n  servers: [\"127.0.0.1:53\"]\nlog:\n  level: \"in\x01fo\"\n",
+			`cfg.yaml: line 4: control characters are not allowed`},
+		{"invalid UTF-8", "upstream:\n  servers: [\"127.0.0.1:53\"]\n# caf\xe9\n", `cfg.yaml: line 3: incomplete UTF-8`},
+		{"unknown anchor", "upstream:\n  servers: *ups\n", `cfg.yaml: line 2: unknown anchor 'ups' referenced`},
 		{"empty file", "", `cfg.yaml: the file is empty`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
