@@ -153,6 +153,9 @@ func FuzzParse(f *testing.F) {
 			if reason := indexableName(r.Name); reason != "" {
 				t.Fatalf("rule %q from %q: %s", r.Name, in, reason)
 			}
+			if r.Line < 1 || r.Line > p.Lines {
+				t.Fatalf("rule %q from %q has line %d, outside 1..%d", r.Name, in, r.Line, p.Lines)
+			}
 		}
 		if _, err := BuildIndex([][]Rule{p.Rules}); err != nil {
 			t.Fatal(err)

@@ -78,13 +78,17 @@ func (a *Admin) Start() error {
 	if a.srv != nil {
 		return errors.New("admin listener already started")
 	}
+	handler, err := a.handler()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("admin.listen %q: %w", a.cfg.Listen, err)
 	}
 	a.ln = ln
 	a.srv = &http.Server{
-		Handler:           a.mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -99,6 +103,24 @@ func (a *Admin) Start() error {
 	}()
 	a.log.Info("admin listener started", "addr", ln.Addr().String())
 	return nil
+}
+
+// handler puts the bearer check in front of the mux when a token is
+// configured, and refuses to serve a non-loopback address without one even
+// if the config was not validated.
+func (a *Admin) handler() (http.Handler, error) {
+	tok, err := a.cfg.loadToken()
+	if err != nil {
+		return nil, err
+	}
+	if tok == "" {
+		host, _, _ := net.SplitHostPort(a.cfg.Listen)
+		if err := a.cfg.validateAuth(host); err != nil {
+			return nil, err
+		}
+		return a.mux, nil
+	}
+	return newBearerAuth(tok, a.cfg.ProtectMetrics, a.mux, a.log), nil
 }
 
 // Addr returns the bound address, or nil before Start (or when off).

@@ -77,7 +77,7 @@ func TestAdminConfigValidate(t *testing.T) {
 		"":                true,
 		"127.0.0.1:9153":  true,
 		"[::1]:9153":      true,
-		":9153":           true,
+		":9153":           false, // every interface: needs admin.token
 		"localhost:0":     true,
 		"127.0.0.1":       false,
 		"host.lan:9153":   false,

@@ -20,7 +20,12 @@ func (e *ConfigError) Key() string { return e.Path }
 
 func (e *ConfigError) Error() string { return e.Path + ": " + e.Msg }
 
+// configErr names the bad value unless it is empty: a secret, or a value
+// that is missing rather than wrong.
 func configErr(key, value, allowed string) *ConfigError {
+	if value == "" {
+		return &ConfigError{Path: key, Msg: allowed}
+	}
 	return &ConfigError{Path: key, Msg: fmt.Sprintf("invalid value %q: %s", value, allowed)}
 }
 
@@ -82,6 +87,16 @@ type AdminConfig struct {
 	// Pprof serves Go's profiler under /debug/pprof/ (off by default: it
 	// exposes internals, so keep the listener on loopback when it is on).
 	Pprof bool `yaml:"pprof"`
+	// Token, when set, is the bearer token every request needs except
+	// /healthz, /readyz and /metrics (see admin_auth.go). Required when
+	// Listen is not a loopback address.
+	Token string `yaml:"token"`
+	// TokenFile names a file holding the token instead (surrounding
+	// whitespace ignored), so it can live outside the YAML, e.g. in a
+	// container secret. Set Token or TokenFile, not both.
+	TokenFile string `yaml:"token_file"`
+	// ProtectMetrics makes /metrics need the token too.
+	ProtectMetrics bool `yaml:"protect_metrics"`
 }
 
 // DefaultAdminConfig returns the default admin config (127.0.0.1:9153).
@@ -108,5 +123,5 @@ func (c AdminConfig) Validate() error {
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || p > 65535 {
 		return bad("port must be a number from 0 to 65535")
 	}
-	return nil
+	return c.validateAuth(host)
 }

@@ -61,13 +61,14 @@ type answerCache struct {
 	seed    maphash.Seed
 	cfg     CacheConfig
 	onEvict func(n int)
+	admit   *admission // keeps once-asked names from evicting the working set
 }
 
 func newAnswerCache(cfg CacheConfig, onEvict func(int)) *answerCache {
 	if cfg.MaxEntries <= 0 {
 		return nil
 	}
-	c := &answerCache{seed: maphash.MakeSeed(), cfg: cfg, onEvict: onEvict}
+	c := &answerCache{seed: maphash.MakeSeed(), cfg: cfg, onEvict: onEvict, admit: newAdmission(cfg.MaxEntries)}
 	per := max(cfg.MaxEntries/cacheShards, 1)
 	for i := range c.shards {
 		c.shards[i], _ = lru.New[cacheKey, *cacheEntry](per) // only fails for size <= 0
@@ -75,14 +76,18 @@ func newAnswerCache(cfg CacheConfig, onEvict func(int)) *answerCache {
 	return c
 }
 
-func (c *answerCache) shard(k cacheKey) *lru.Cache[cacheKey, *cacheEntry] {
-	return c.shards[maphash.String(c.seed, k.name)%cacheShards]
+// shard returns k's shard and k's hash for the admission sketch.
+func (c *answerCache) shard(k cacheKey) (*lru.Cache[cacheKey, *cacheEntry], uint64) {
+	h := maphash.String(c.seed, k.name)
+	return c.shards[h%cacheShards], sketchHash(h, k)
 }
 
 // get returns the entry for k and whether it is still fresh at now.
 // Expired entries are returned too, for serve-stale; the caller decides.
 func (c *answerCache) get(k cacheKey, now time.Time) (e *cacheEntry, fresh bool) {
-	e, ok := c.shard(k).Get(k)
+	s, h := c.shard(k)
+	c.admit.touch(h)
+	e, ok := s.Get(k)
 	if !ok {
 		return nil, false
 	}
@@ -93,7 +98,8 @@ func (c *answerCache) get(k cacheKey, now time.Time) (e *cacheEntry, fresh bool)
 // cached, and returns it; nil means msg cannot be packed again. The cache
 // takes ownership: the caller must not modify msg afterwards. Record TTLs
 // are clamped to the configured bounds in place, so clients see what the
-// cache enforces. c may be nil (no cache): the entry is then never stored.
+// cache enforces. An entry admission turns away is returned, not kept. c
+// may be nil (no cache): the entry is then never stored.
 func (c *answerCache) put(k cacheKey, msg *dns.Msg, now time.Time) *cacheEntry {
 	ttl, cacheable := time.Duration(0), false
 	if c != nil {
@@ -114,7 +120,14 @@ func (c *answerCache) put(k cacheKey, msg *dns.Msg, now time.Time) *cacheEntry {
 		return nil
 	}
 	e.stored, e.expires = now, now.Add(ttl)
-	if cacheable && c.shard(k).Add(k, e) && c.onEvict != nil {
+	if !cacheable {
+		return e
+	}
+	s, h := c.shard(k)
+	if !c.admits(s, k, h) {
+		return e // admission prefers the entry it would evict
+	}
+	if s.Add(k, e) && c.onEvict != nil {
 		c.onEvict(1)
 	}
 	return e

@@ -3,7 +3,9 @@
 // resolvers under test measure their own cost, not the upstream's.
 //
 // UDP is served on one SO_REUSEPORT socket per core, plus one TCP listener.
-// It serves loopback only and exits on SIGTERM or SIGINT.
+// It serves loopback only and exits on SIGTERM or SIGINT. SIGUSR1 toggles
+// silence: while silent it reads queries and answers none, as a dead
+// upstream does (bench/soak.sh flips one of two upstreams this way).
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/miekg/dns"
@@ -42,7 +45,12 @@ func run(listen string, sockets int) error {
 	if sockets < 1 {
 		sockets = 1
 	}
-	handler := dns.HandlerFunc(answer)
+	var silent atomic.Bool
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		if !silent.Load() {
+			answer(w, req)
+		}
+	})
 	var servers []*dns.Server
 	for i := 0; i < sockets; i++ {
 		servers = append(servers, &dns.Server{Addr: listen, Net: "udp", Handler: handler, ReusePort: true, UDPSize: 65535})
@@ -57,10 +65,20 @@ func run(listen string, sockets int) error {
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case sig := <-stop:
-		slog.Info("upstream stopping", "signal", sig.String())
-	case err = <-errs:
+	toggle := make(chan os.Signal, 1)
+	signal.Notify(toggle, syscall.SIGUSR1)
+wait:
+	for {
+		select {
+		case <-toggle:
+			slog.Info("upstream silence toggled", "silent", !silent.Load())
+			silent.Store(!silent.Load())
+		case sig := <-stop:
+			slog.Info("upstream stopping", "signal", sig.String())
+			break wait
+		case err = <-errs:
+			break wait
+		}
 	}
 	for _, s := range servers {
 		_ = s.Shutdown()

@@ -85,7 +85,7 @@ func parseConfig(data []byte, name string, resolvConfs []string) (*fileConfig, e
 	cfg := defaultFileConfig()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, yamlMessage(err))
+		return nil, fmt.Errorf("%s: %s", name, withLine(yamlMessage(err), data))
 	}
 	if len(root.Content) == 0 {
 		return nil, fmt.Errorf("%s: the file is empty", name)

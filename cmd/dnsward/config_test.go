@@ -34,6 +34,27 @@ func TestShippedConfigsAreValid(t *testing.T) {
 	}
 }
 
+// TestDockerConfigIsValid parses docker/dnsward.yaml with its token file
+// (a compose secret at run time) pointed at a temporary one.
+func TestDockerConfigIsValid(t *testing.T) {
+	data, err := os.ReadFile("../../docker/dnsward.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "/run/secrets/dnsward_admin_token"
+	if !strings.Contains(string(data), secret) {
+		t.Fatalf("docker/dnsward.yaml no longer reads %s; update this test", secret)
+	}
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.ReplaceAll(string(data), secret, tok))
+	if _, err := parseConfig(data, "docker/dnsward.yaml", []string{testResolvConf(t)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestEmbeddedDefaultUsesResolvConfWithoutLoopback(t *testing.T) {
 	cfg, err := loadConfigFile("", []string{testResolvConf(t)})
 	if err != nil {
@@ -71,7 +92,15 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 			`cfg.yaml:6: groups[0].block`},
 		{"bad log level", "upstream:\n  servers: [\"127.0.0.1:53\"]\nlog:\n  level: loud\n",
 			`cfg.yaml:4: log.level`},
+		{"admin on the network without a token", "upstream:\n  servers: [\"127.0.0.1:53\"]\nadmin:\n  listen: \"0.0.0.0:9153\"\n",
+			`cfg.yaml:4: admin.listen: invalid value "0.0.0.0:9153": is reachable from the network`},
+		{"admin token too short", "upstream:\n  servers: [\"127.0.0.1:53\"]\nadmin:\n  listen: \"127.0.0.1:9153\"\n  token: hunter2\n",
+			`cfg.yaml:5: admin.token: the token has 7 characters`},
 		{"not yaml", "listen: [\n", `cfg.yaml: line`},
+		{"control character", "upstream:\n  servers: [\"127.0.0.1:53\"]\nlog:\n  level: \"in\x01fo\"\n",
+			`cfg.yaml: line 4: control characters are not allowed`},
+		{"invalid UTF-8", "upstream:\n  servers: [\"127.0.0.1:53\"]\n# caf\xe9\n", `cfg.yaml: line 3: incomplete UTF-8`},
+		{"unknown anchor", "upstream:\n  servers: *ups\n", `cfg.yaml: line 2: unknown anchor 'ups' referenced`},
 		{"empty file", "", `cfg.yaml: the file is empty`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
