@@ -36,8 +36,8 @@ func (c AdminConfig) validateAuth(host string) error {
 		return configErr("admin.protect_metrics", "", "needs admin.token or admin.token_file")
 	}
 	if tok == "" && !isLoopbackHost(host) {
-		return configErr("admin.listen", c.Listen, "is reachable from the network, and without admin.token " +
-			"anyone there could reload the config, read explain and list data, and profile the process; " +
+		return configErr("admin.listen", c.Listen, "is reachable from the network, and without admin.token "+
+			"anyone there could reload the config, read explain and list data, and profile the process; "+
 			"set admin.token (or admin.token_file), or listen on 127.0.0.1")
 	}
 	return nil
@@ -50,7 +50,7 @@ func (c AdminConfig) loadToken() (string, error) {
 	if c.TokenFile != "" {
 		data, err := readSmallFile(c.TokenFile, maxTokenFile)
 		if err != nil {
-			return "", configErr("admin.token_file", c.TokenFile, "cannot be read: " + pathlessError(err))
+			return "", configErr("admin.token_file", c.TokenFile, "cannot be read: "+pathlessError(err))
 		}
 		key, tok = "admin.token_file", strings.TrimSpace(string(data))
 		if tok == "" {

@@ -45,6 +45,7 @@ type Recorder struct {
 	duration   [numOutcomes]prometheus.Observer
 
 	cacheHits, cacheMisses, cacheEvictions prometheus.Counter
+	guard                                  *guardMetrics
 	cacheEntries                           atomic.Pointer[func() int]
 }
 
@@ -119,6 +120,7 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	r.upstreams = newUpstreamMetrics()
 	r.lists = newListMetrics()
 	r.enc = newEncryptedMetrics()
+	r.guard = newGuardMetrics()
 
 	cs := []prometheus.Collector{r.queries, r.blocked, r.monitored, responses, duration,
 		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped, dnstapDropped,
@@ -126,6 +128,7 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	cs = append(cs, r.upstreams.collectors()...)
 	cs = append(cs, r.lists.collectors()...)
 	cs = append(cs, r.enc.collectors()...)
+	cs = append(cs, r.guard.collected...)
 	var errs []error
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"sync/atomic"
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
@@ -50,6 +51,9 @@ type cacheEntry struct {
 	cnames  []string // CNAME targets in the answer, for per-client policy checks
 	stored  time.Time
 	expires time.Time
+	// prefetched is set once a refresh of this entry has been started
+	// (cache.prefetch); the one field that changes after store.
+	prefetched atomic.Bool
 }
 
 const cacheShards = 16

@@ -17,6 +17,8 @@ type Config struct {
 	Cache    CacheConfig    `yaml:"cache"`
 	Blocking BlockingConfig `yaml:"blocking"`
 	TCP      TCPConfig      `yaml:"tcp"`
+	// RateLimit bounds each client's queries per second (off by default).
+	RateLimit RateLimitConfig `yaml:"rate_limit"`
 	// The encrypted listeners (listen_tls, listen_https, listen_quic),
 	// their certificate and the PROXY protocol's trusted networks.
 	Encrypted EncryptedConfig `yaml:",inline"`
@@ -51,6 +53,9 @@ type CacheConfig struct {
 	MaxTTL         time.Duration `yaml:"max_ttl"`
 	NegativeMaxTTL time.Duration `yaml:"negative_max_ttl"`
 	ServeStale     time.Duration `yaml:"serve_stale"` // RFC 8767: expired answers when upstreams fail
+	// Prefetch refreshes an entry asked for in the last tenth of its TTL
+	// in the background, so popular names never wait for an upstream.
+	Prefetch bool `yaml:"prefetch"`
 }
 
 // BlockingConfig says how blocked names are answered.
@@ -86,8 +91,9 @@ func DefaultConfig() Config {
 			NegativeMaxTTL: time.Hour,
 			ServeStale:     time.Hour,
 		},
-		Blocking: BlockingConfig{Answer: AnswerNXDomain, TTL: 60 * time.Second},
-		TCP:      TCPConfig{IdleTimeout: 10 * time.Second, MaxConnections: 1000, MaxPerClient: 100},
+		Blocking:  BlockingConfig{Answer: AnswerNXDomain, TTL: 60 * time.Second},
+		TCP:       TCPConfig{IdleTimeout: 10 * time.Second, MaxConnections: 1000, MaxPerClient: 100},
+		RateLimit: DefaultRateLimitConfig(),
 	}
 }
 
@@ -129,6 +135,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Encrypted.Validate(); err != nil {
+		return err
+	}
+	if err := c.RateLimit.Validate(); err != nil {
 		return err
 	}
 	return c.Blocking.validate()

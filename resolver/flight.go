@@ -69,6 +69,19 @@ func (f *flights) join(k cacheKey, w *waiter) (fl *flight, first, ok bool) {
 	return fl, true, true
 }
 
+// lead starts a flight for k with no client waiting (a prefetch), unless
+// one is already on its way.
+func (f *flights) lead(k cacheKey) (*flight, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byKey[k] != nil {
+		return nil, false
+	}
+	fl := &flight{key: k.owned()}
+	f.byKey[fl.key] = fl
+	return fl, true
+}
+
 // land removes a finished flight and returns its waiters.
 func (f *flights) land(fl *flight) []*waiter {
 	f.mu.Lock()
@@ -89,18 +102,38 @@ func (r *Resolver) forward(req *request, s *scratch) bool {
 	}
 	fl, first, ok := r.flights.join(keyOf(&req.q), w)
 	if !ok {
+		r.rec.Overloaded()
 		req.ev.Outcome = metrics.OutcomeError
 		req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeServerFailure)
 		return true
 	}
-	r.inflight.Add(1)
+	r.inflight.Add(1) // before asking: the answer may come at once
 	if first {
-		k := fl.key
-		q := upstream.Query{Name: k.name, Type: k.qtype, Class: k.qclass, DO: k.do, CD: k.cd}
-		// Upstream deadlines run on real time: r.now may be a test's frozen clock.
-		r.upstream.Start(q, time.Now().Add(r.timeout), func(m *dns.Msg, err error) { r.completed(fl, m, err) })
+		r.ask(fl)
 	}
 	return false
+}
+
+// ask sends a flight's question upstream.
+func (r *Resolver) ask(fl *flight) {
+	k := fl.key
+	q := upstream.Query{Name: k.name, Type: k.qtype, Class: k.qclass, DO: k.do, CD: k.cd}
+	// Upstream deadlines run on real time: r.now may be a test's frozen clock.
+	r.upstream.Start(q, time.Now().Add(r.timeout), func(m *dns.Msg, err error) { r.completed(fl, m, err) })
+}
+
+// prefetch refreshes an entry asked for in the last tenth of its TTL, in
+// the background, so that popular names are never answered late: the
+// client that asked got the cached answer already.
+func (r *Resolver) prefetch(req *request, e *cacheEntry) {
+	ttl := e.expires.Sub(e.stored)
+	if ttl < 10*time.Second || req.ev.Time.Before(e.expires.Add(-ttl/10)) || e.prefetched.Swap(true) {
+		return
+	}
+	if fl, first := r.flights.lead(keyOf(&req.q)); first {
+		r.rec.Prefetched()
+		r.ask(fl)
+	}
 }
 
 // completed answers a flight's clients once the upstream has replied:
@@ -113,6 +146,10 @@ func (r *Resolver) completed(fl *flight, m *dns.Msg, err error) {
 	}
 	var e *cacheEntry
 	if err == nil {
+		// Only records that belong to the question reach the cache and clients.
+		k := fl.key
+		cut := scrub(dns.Question{Name: k.name, Qtype: k.qtype, Qclass: k.qclass}, m)
+		r.rec.Scrubbed(cut.Answer, cut.Ns, cut.Extra)
 		if e = r.cache.put(fl.key, m, now); e == nil {
 			err = errUnpackable
 		}

@@ -47,6 +47,7 @@ func TestRoundRobinSpreadsMissesOverUDPAndTCPUpstreams(t *testing.T) {
 	fwd := forwarder(t, upstream.Config{Servers: []string{"udp://" + countingZone(t, &viaUDP), "tcp://" + countingZone(t, &viaTCP)},
 		Strategy: upstream.StrategyRoundRobin, Timeout: time.Second}, nil)
 	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 1000}}, Options{Upstream: fwd})
+	waitReady(t, srv.Resolver) // the readiness probe takes a turn too
 	for i := range 20 {
 		ask(t, "udp", srv.addr, fmt.Sprintf("n%d.example.", i), dns.TypeA, false)
 	}
@@ -183,4 +184,48 @@ func (o *upstreamResults) count(entry string) int {
 		}
 	}
 	return n
+}
+
+func waitReady(t *testing.T, r *Resolver) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); r.Ready() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", r.Ready())
+		}
+	}
+}
+
+// With cache.prefetch, a name asked for in the last tenth of its TTL is
+// refreshed in the background: the refresh reaches the upstream before
+// expiry, and no client waits for an upstream after the first.
+func TestPrefetchRefreshesBeforeExpiry(t *testing.T) {
+	up := startUpstream(t, "hot.example. 100 IN A 192.0.2.7")
+	clk := newClock()
+	rec, reg := newRecorder(t)
+	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100, Prefetch: true}}, Options{Now: clk.now, Metrics: rec}, up.addr)
+	ask(t, "udp", srv.addr, "hot.example.", dns.TypeA, false) // the one miss
+	clk.advance(50 * time.Second)
+	ask(t, "udp", srv.addr, "hot.example.", dns.TypeA, false) // mid-TTL: a plain hit
+	if n := up.queries.Load(); n != 1 {
+		t.Fatalf("%d upstream queries before the last tenth of the TTL, want 1", n)
+	}
+	clk.advance(45 * time.Second) // 95 s of 100
+	if m := ask(t, "udp", srv.addr, "hot.example.", dns.TypeA, false); len(m.Answer) != 1 || m.Answer[0].Header().Ttl != 5 {
+		t.Fatalf("answer near expiry: %v, want the cached one with 5 s left", m.Answer)
+	}
+	for deadline := time.Now().Add(3 * time.Second); up.queries.Load() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no prefetch reached the upstream")
+		}
+	}
+	clk.advance(10 * time.Second) // past the first answer's expiry
+	if m := ask(t, "udp", srv.addr, "hot.example.", dns.TypeA, false); len(m.Answer) != 1 || m.Answer[0].Header().Ttl < 90 {
+		t.Fatalf("answer after the old expiry: %v, want the refreshed one", m.Answer)
+	}
+	if n := up.queries.Load(); n != 2 {
+		t.Errorf("%d upstream queries, want 2 (the miss and one prefetch)", n)
+	}
+	if got := testutil.ToFloat64(counter(t, reg, "dnsward_cache_prefetches_total")); got != 1 {
+		t.Errorf("prefetches counted %v, want 1", got)
+	}
 }

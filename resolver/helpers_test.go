@@ -167,12 +167,15 @@ func startResolver(t *testing.T, cfg Config, opts Options, upstreams ...string) 
 	if cfg.Blocking.Answer == "" {
 		cfg.Blocking = DefaultConfig().Blocking
 	}
+	if cfg.RateLimit.IPv6Prefix == 0 {
+		cfg.RateLimit = DefaultRateLimitConfig()
+	}
 	if cfg.TCP.MaxConnections == 0 {
 		cfg.TCP = DefaultConfig().TCP
 	}
 	if cfg.Cache.MaxTTL == 0 {
 		c := DefaultConfig().Cache
-		c.MaxEntries = cfg.Cache.MaxEntries
+		c.MaxEntries, c.Prefetch = cfg.Cache.MaxEntries, cfg.Cache.Prefetch
 		cfg.Cache = c
 	}
 	if opts.Upstream == nil {

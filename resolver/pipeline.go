@@ -5,6 +5,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/dnsward/dnsward/internal/dnswire"
 	"github.com/dnsward/dnsward/metrics"
 )
 
@@ -29,6 +30,8 @@ func (r *Resolver) serve(req *request, s *scratch) (out []byte, pending bool) {
 	case r.notify(req, s):
 	// Access control before anything that costs work or says anything.
 	case r.checkAccess(req, s):
+	// Rate limits next: a flooding client costs a lookup and no more.
+	case r.rateLimit(req, s):
 	// EDNS versions we do not speak get BADVERS (RFC 6891 §6.1.3).
 	case r.checkEDNS(req, s):
 	// What a forwarder does not serve: other classes, zone transfers,
@@ -98,6 +101,36 @@ func (r *Resolver) checkAccess(req *request, s *scratch) bool {
 	return true
 }
 
+// rateLimit answers a client over its rate with REFUSED, TC (every
+// rate_limit.slip-th limited UDP answer, so a real client behind a
+// spoofed source can retry over TCP) or nothing (action: drop). The
+// answer has the question and no records: never larger than the query.
+func (r *Resolver) rateLimit(req *request, s *scratch) bool {
+	l := req.live.limiter
+	if l == nil {
+		return false
+	}
+	group := ""
+	if r.policy != nil && len(req.live.limits.Groups) > 0 {
+		group = r.policy.GroupOf(Client{req.client, req.token})
+	}
+	v := l.Check(req.client, group, req.transport == TransportUDP, req.ev.Time)
+	if v == RateAllow {
+		return false
+	}
+	req.ev.Outcome, req.ev.Group = metrics.OutcomeRateLimited, group
+	switch v {
+	case RateRefuse:
+		req.out = appendQuestion(s.out[:0], req.pkt, &req.q, dns.RcodeRefused)
+	case RateSlip:
+		req.out = appendQuestion(s.out[:0], req.pkt, &req.q, dns.RcodeSuccess)
+		req.out[2] |= dnswire.FlagTC >> 8
+	default:
+		req.out = nil
+	}
+	return true
+}
+
 // checkEDNS answers BADVERS to EDNS versions above 0.
 func (r *Resolver) checkEDNS(req *request, s *scratch) bool {
 	if !req.q.edns || req.q.version == 0 {
@@ -158,6 +191,9 @@ func (r *Resolver) answerFromCache(req *request, s *scratch) bool {
 	}
 	req.ev.Outcome = metrics.OutcomeCached
 	req.out = r.answerEntry(req, e, req.ev.Time, false, s)
+	if r.cfg.Cache.Prefetch {
+		r.prefetch(req, e)
+	}
 	return true
 }
 

@@ -18,6 +18,8 @@ type suffixPolicy struct {
 	answer  string
 }
 
+func (p *suffixPolicy) GroupOf(Client) string { return "test" }
+
 func (p *suffixPolicy) Decide(c Client, qname string) Decision {
 	client := c.Addr
 	if p.guests[client] {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,9 @@ type Client struct {
 // point into policy's immutable snapshot).
 type Policy interface {
 	Decide(c Client, qname string) Decision
+	// GroupOf is the client's group alone ("" for none), for rate limits
+	// that differ by group; asked before the name is looked at.
+	GroupOf(c Client) string
 }
 
 // Forwarder sends queries upstream (upstream.Forwarder implements it).
@@ -91,6 +95,8 @@ type Options struct {
 type settings struct {
 	access   []netip.Prefix
 	blocking blockedAnswers
+	limiter  *RateLimiter // nil: no rate limit
+	limits   RateLimitConfig
 }
 
 // Resolver is the query pipeline plus its listeners.
@@ -173,7 +179,13 @@ func (r *Resolver) Apply(cfg Config) error {
 		return err
 	}
 	access, _ := parsePrefixes(cfg.Access.Allow, "access.allow") // validated above
-	r.live.Store(&settings{access: access, blocking: newBlockedAnswers(cfg.Blocking)})
+	next := &settings{access: access, blocking: newBlockedAnswers(cfg.Blocking), limits: cfg.RateLimit}
+	if old := r.live.Load(); old != nil && reflect.DeepEqual(old.limits, cfg.RateLimit) {
+		next.limiter = old.limiter // unchanged limits keep their buckets across a reload
+	} else {
+		next.limiter = NewRateLimiter(cfg.RateLimit, r.now())
+	}
+	r.live.Store(next)
 	return nil
 }
 

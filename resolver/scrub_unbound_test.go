@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // caseUpstream is a DNS server on loopback that sends a scrubCase's raw
@@ -29,28 +32,8 @@ type caseUpstream struct {
 func startCaseUpstream(t *testing.T) *caseUpstream {
 	t.Helper()
 	u := &caseUpstream{t: t}
-	for range 10 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
-			continue
-		}
-		u.addr = pc.LocalAddr().String()
-		for _, s := range []*dns.Server{{PacketConn: pc, Handler: u}, {Listener: l, Handler: u}} {
-			started := make(chan struct{})
-			s.NotifyStartedFunc = func() { close(started) }
-			go s.ActivateAndServe()
-			<-started
-			t.Cleanup(func() { s.Shutdown() })
-		}
-		return u
-	}
-	t.Fatal("no port free for UDP and TCP")
-	return nil
+	u.addr, _ = dnstest.Serve(t, u)
+	return u
 }
 
 func (u *caseUpstream) set(c scrubCase) {
@@ -266,5 +249,28 @@ func TestScrubPoisonedUpstreamOverUDP(t *testing.T) {
 	got := scrub(req.Question[0], m)
 	if got != (scrubbed{Answer: 1, Ns: 1, Extra: 2}) || len(m.Answer) != 1 || len(m.Ns) != 0 || len(m.Extra) != 1 {
 		t.Fatalf("removed %+v; left answer %v, authority %v, additional %v", got, m.Answer, m.Ns, m.Extra)
+	}
+}
+
+// Through dnsward, the same poisoned reply reaches neither the client nor
+// the cache: the injected pay.example address is not served afterwards.
+func TestPoisonedUpstreamReplyIsScrubbedBeforeClientAndCache(t *testing.T) {
+	up := startCaseUpstream(t)
+	c := scrubCases[0]
+	up.set(c)
+	rec, reg := newRecorder(t)
+	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100}}, Options{Metrics: rec}, up.addr)
+	m := ask(t, "udp", srv.addr, c.qname, c.qtype, true)
+	for _, rr := range append(append(m.Answer, m.Ns...), m.Extra...) {
+		if n := strings.ToLower(rr.Header().Name); rr.Header().Rrtype != dns.TypeOPT && !strings.HasSuffix(n, "acme.test.") {
+			t.Errorf("client got %v, which does not belong to %s", rr, c.qname)
+		}
+	}
+	up.set(scrubCase{qname: "pay.example.", qtype: dns.TypeA}) // the upstream now knows nothing of pay.example
+	if m := ask(t, "udp", srv.addr, "pay.example.", dns.TypeA, false); len(m.Answer) != 0 {
+		t.Errorf("pay.example A from the cache: %v", m.Answer)
+	}
+	if got := testutil.ToFloat64(counter(t, reg, "dnsward_upstream_records_scrubbed_total")); got < 1 {
+		t.Errorf("scrubbed records counted %v", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,7 +104,21 @@ func parseConfig(data []byte, name string, resolvConfs []string) (*fileConfig, e
 			return nil, locate(name, &root, err)
 		}
 	}
+	if err := checkRateLimitGroups(&cfg); err != nil {
+		return nil, locate(name, &root, err)
+	}
 	return &cfg, nil
+}
+
+// checkRateLimitGroups makes sure each rate_limit.groups entry names a
+// policy group: the resolver owns the limits, the policy the groups.
+func checkRateLimitGroups(cfg *fileConfig) error {
+	for name := range cfg.Resolver.RateLimit.Groups {
+		if !slices.ContainsFunc(cfg.Policy.Groups, func(g blocklist.GroupConfig) bool { return g.Name == name }) {
+			return &ConfigError{Path: "rate_limit.groups." + name, Msg: fmt.Sprintf("%q is not a group defined under groups", name)}
+		}
+	}
+	return nil
 }
 
 func (l *logConfig) Validate() error {

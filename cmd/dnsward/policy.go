@@ -16,6 +16,10 @@ var ruleAnswers = [...]string{
 	blocklist.AnswerNoData:   resolver.AnswerNoData,
 }
 
+func (p policyAdapter) GroupOf(c resolver.Client) string {
+	return p.e.GroupOf(blocklist.Identity{Client: c.Addr, Token: c.Token})
+}
+
 func (p policyAdapter) Decide(c resolver.Client, qname string) resolver.Decision {
 	v := p.e.DecideFor(blocklist.Identity{Client: c.Addr, Token: c.Token}, qname)
 	d := resolver.Decision{Group: v.Group, List: v.List, Rule: v.Rule, TokenID: v.TokenID}

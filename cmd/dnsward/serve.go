@@ -118,6 +118,7 @@ func start(ctx context.Context, cfg *fileConfig, log *slog.Logger, udpReaders in
 	a.resolver, err = resolver.New(resolver.Options{
 		Config:     cfg.Resolver,
 		UDPReaders: udpReaders,
+		MaxPending: cfg.Upstream.MaxInflight,
 		Upstream:   a.fwd,
 		Policy:     policyAdapter{a.engine},
 		Metrics:    a.rec,

@@ -31,12 +31,19 @@ type Config struct {
 	Servers  []string      `yaml:"servers"`
 	Strategy string        `yaml:"strategy"`
 	Timeout  time.Duration `yaml:"timeout"`
+	// MaxInflight bounds client queries waiting on upstreams, over every
+	// transport; beyond it a new cache miss gets SERVFAIL at once (a flood
+	// of unique names, or upstreams down, must not pile up memory).
+	MaxInflight int `yaml:"max_inflight"`
 }
+
+// DefaultMaxInflight is MaxInflight unless configured.
+const DefaultMaxInflight = 10000
 
 // DefaultConfig returns the defaults; decode YAML on top of it so that absent
 // keys keep them while an explicit bad value (timeout: 0s) is still reported.
 func DefaultConfig() Config {
-	return Config{Strategy: StrategyParallelBest, Timeout: DefaultTimeout}
+	return Config{Strategy: StrategyParallelBest, Timeout: DefaultTimeout, MaxInflight: DefaultMaxInflight}
 }
 
 // ConfigError is a bad value at one YAML key path. Every dnsward package
@@ -77,6 +84,9 @@ func (c *Config) Validate() error {
 	default:
 		return configErr("upstream.strategy", c.Strategy, "unknown strategy; allowed: %s, %s, %s",
 			StrategyParallelBest, StrategyFailover, StrategyRoundRobin)
+	}
+	if c.MaxInflight < 0 || c.MaxInflight > 1_000_000 {
+		return configErr("upstream.max_inflight", fmt.Sprint(c.MaxInflight), "must be 1 to 1000000 (0 means %d)", DefaultMaxInflight)
 	}
 	if c.Timeout <= 0 || c.Timeout > maxTimeout {
 		return configErr("upstream.timeout", c.Timeout.String(), "must be greater than 0 and at most %s (default %s)",
