@@ -1,11 +1,11 @@
 package resolver
 
 import (
-	"sync/atomic"
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"unsafe"
