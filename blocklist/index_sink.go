@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"slices"
 	"unsafe"
+
+	"github.com/miekg/dns"
 )
 
 // indexSink streams one source's parsed rules through the guard into the
@@ -16,6 +18,7 @@ import (
 // Rules are inserted in source order either way.
 type indexSink struct {
 	b     *indexBuilder
+	addrs *addrBuilder // response-IP rules
 	bits  []int
 	guard *Guard // nil for sources only used to allow
 	src   *source
@@ -50,31 +53,35 @@ type ruleBatch struct {
 
 type batchedRule struct {
 	start, end int
-	onlyBelow  bool
+	scope      Scope
 	kind       RuleKind
 	answer     RuleAnswer
+	record     dns.RR
 	line       int
 	reason     string // the guard's objection, if any
 }
 
-func (k *indexSink) rule(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
-	if k.cur == nil && (k.guard == nil || kind != KindBlock) {
-		k.insert(name, onlyBelow, kind, answer) // nothing batched to keep order with
-		return
+func (k *indexSink) rule(r parsedRule) {
+	switch {
+	case r.name == nil:
+		k.addr(r) // networks have no order to keep with names
+	case k.cur == nil && (k.guard == nil || r.kind != KindBlock):
+		k.insert(r) // nothing batched to keep order with
+	default:
+		k.queue(r)
 	}
-	k.queue(name, onlyBelow, kind, answer, line)
 }
 
-func (k *indexSink) queue(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
+func (k *indexSink) queue(r parsedRule) {
 	if k.cur == nil {
 		k.cur, k.spare = new(ruleBatch), new(ruleBatch)
 		k.toGuard, k.verdicts = make(chan *ruleBatch), make(chan *ruleBatch)
 		go k.guardLoop()
 	}
 	start := len(k.cur.names)
-	k.cur.names = append(k.cur.names, name...)
+	k.cur.names = append(k.cur.names, r.name...)
 	k.cur.rules = append(k.cur.rules, batchedRule{start: start, end: len(k.cur.names),
-		onlyBelow: onlyBelow, kind: kind, answer: answer, line: line})
+		scope: r.scope, kind: r.kind, answer: r.answer, record: r.record, line: r.line})
 	if len(k.cur.rules) == guardBatchRules {
 		k.handOff()
 	}
@@ -124,7 +131,7 @@ func (k *indexSink) guardLoop() {
 			if k.guard != nil && r.kind == KindBlock {
 				name := batch.names[r.start:r.end]
 				// The guard keeps no reference to the name.
-				r.reason = k.guard.checkBlock(unsafe.String(unsafe.SliceData(name), len(name)), r.onlyBelow)
+				r.reason = k.guard.checkBlock(unsafe.String(unsafe.SliceData(name), len(name)), r.scope)
 			}
 		}
 		k.verdicts <- batch
@@ -133,32 +140,63 @@ func (k *indexSink) guardLoop() {
 
 // insertBatch applies a batch's rules in order and empties it for reuse.
 func (k *indexSink) insertBatch(batch *ruleBatch) {
-	for _, r := range batch.rules {
-		name := batch.names[r.start:r.end]
-		if r.reason != "" {
-			k.reject(name, r.onlyBelow, r.line, r.reason)
+	for _, br := range batch.rules {
+		r := parsedRule{name: batch.names[br.start:br.end], scope: br.scope, kind: br.kind,
+			answer: br.answer, record: br.record, line: br.line}
+		if br.reason != "" {
+			k.reject(Rule{Name: string(r.name), Scope: r.scope}, r.line, br.reason)
 			continue
 		}
-		k.insert(name, r.onlyBelow, r.kind, r.answer)
+		k.insert(r)
 	}
+	clear(batch.rules) // drop the records
 	batch.names, batch.rules = batch.names[:0], batch.rules[:0]
 }
 
-func (k *indexSink) insert(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer) {
+func (k *indexSink) insert(r parsedRule) {
 	k.kept++
-	for _, bit := range k.bits {
-		if err := addRule(k.b, bit, name, onlyBelow, kind, answer); err != nil && k.err == nil {
+	for i, bit := range k.bits {
+		if err := addRule(k.b, bit, r.name, r.scope, r.kind, r.answer); err != nil && k.err == nil {
 			k.err = err
+		}
+		if r.answer == AnswerLocal && r.record != nil && !k.b.addLocal(bit, string(r.name), r.scope, r.record) && i == 0 {
+			k.conflict(Rule{Name: string(r.name), Scope: r.scope}, r.line)
 		}
 	}
 }
 
-func (k *indexSink) reject(name []byte, onlyBelow bool, line int, reason string) {
+// addr guards and adds one response-IP rule.
+func (k *indexSink) addr(r parsedRule) {
+	if k.guard != nil && r.kind == KindBlock {
+		if reason := checkAddr(r.prefix); reason != "" {
+			k.reject(Rule{Prefix: r.prefix}, r.line, reason)
+			return
+		}
+	}
+	k.kept++
+	for i, bit := range k.bits {
+		if !k.addrs.add(bit, r) && i == 0 {
+			k.conflict(Rule{Prefix: r.prefix}, r.line)
+		}
+	}
+}
+
+func (k *indexSink) reject(r Rule, line int, reason string) {
+	k.note(Rejected{Line: line, Text: ruleText(r), Reason: "guard: " + reason})
+}
+
+// conflict notes local data dropped because an earlier rule of the source
+// gave the same trigger another action.
+func (k *indexSink) conflict(r Rule, line int) {
+	k.kept--
+	k.note(Rejected{Line: line, Text: ruleText(r), Reason: "local data for a trigger whose first rule has another action; the first rule decides"})
+}
+
+func (k *indexSink) note(rej Rejected) {
 	s := k.src
 	s.guardRejN++
 	if len(s.guardRej) < maxShownRejected {
-		r := Rule{Name: string(name), OnlyBelow: onlyBelow}
-		s.guardRej = append(s.guardRej, Rejected{Line: line, Text: ruleText(r), Reason: "guard: " + reason})
+		s.guardRej = append(s.guardRej, rej)
 	}
 }
 

@@ -18,7 +18,10 @@ func mustIndex(t testing.TB, lists ...[]Rule) *Index {
 func blockRules(names ...string) []Rule {
 	rules := make([]Rule, len(names))
 	for i, n := range names {
-		rules[i] = Rule{Name: strings.TrimPrefix(n, "*."), OnlyBelow: strings.HasPrefix(n, "*."), Line: i + 1}
+		rules[i] = Rule{Name: strings.TrimPrefix(n, "*."), Line: i + 1}
+		if strings.HasPrefix(n, "*.") {
+			rules[i].Scope = ScopeBelow
+		}
 	}
 	return rules
 }
@@ -58,7 +61,7 @@ func TestIndexSuffixCoverage(t *testing.T) {
 	}
 }
 
-func TestIndexMostSpecificAndOnlyBelow(t *testing.T) {
+func TestIndexMostSpecificAndBelow(t *testing.T) {
 	ix := mustIndex(t, blockRules("example.com", "*.ads.example.com", "*.cdn.net"))
 	m := Masks{Block: 1}
 	for name, want := range map[string]string{
@@ -148,11 +151,11 @@ func TestIndexLowestListBitWinsTies(t *testing.T) {
 	}
 }
 
-// One name in many roles: block and OnlyBelow in one list, allow in
+// One name in many roles: block and ScopeBelow in one list, allow in
 // another, an RPZ answer in a third.
 func TestIndexSameNameManyRoles(t *testing.T) {
 	ix := mustIndex(t,
-		[]Rule{{Name: "x.com", OnlyBelow: true, Answer: AnswerNoData}},
+		[]Rule{{Name: "x.com", Scope: ScopeBelow, Answer: AnswerNoData}},
 		[]Rule{{Name: "x.com", Kind: KindAllow}},
 		[]Rule{{Name: "x.com", Answer: AnswerNXDomain}, {Name: "x.com", Answer: AnswerNoData}},
 	)
