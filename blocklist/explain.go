@@ -19,8 +19,8 @@ type Explanation struct {
 	Type        string      `json:"type"` // "name", or "address": an A/AAAA address in an answer
 	Group       string      `json:"group,omitempty"`
 	GroupReason string      `json:"group_reason"`
-	Lists       []ListMatch `json:"lists,omitempty"` // the group's lists: block, then allow, then monitor
-	Action      string      `json:"action"`          // "allow", "block" or "monitor"
+	Lists       []ListMatch `json:"lists,omitempty"`  // the group's lists: block, then allow, then monitor
+	Action      string      `json:"action"`           // "allow", "block" or "monitor"
 	Answer      string      `json:"answer,omitempty"` // an RPZ action other than the configured answer: nxdomain, nodata, drop, tcp-only, local-data
 	LocalData   string      `json:"local_data,omitempty"`
 	List        string      `json:"list,omitempty"` // the list that decided, if any

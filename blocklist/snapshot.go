@@ -20,8 +20,8 @@ type snapshot struct {
 	// addrPolicy: some group uses a list with response-IP rules, so answers
 	// must be checked (Engine.HasAddrRules).
 	addrPolicy bool
-	lists  []listSnap // by bit number
-	built  time.Time
+	lists      []listSnap // by bit number
+	built      time.Time
 }
 
 // listSnap keeps, per list, the content its index rules came from, so
