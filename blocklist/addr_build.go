@@ -88,23 +88,23 @@ func (b *addrBuilder) finish() *AddrIndex {
 	if len(b.nets) == 0 {
 		return nil
 	}
-	order := make([]int, len(b.nets))
-	for i := range order {
-		order[i] = i
+	type keyed struct {
+		addrNet
+		from int32 // index in b.nets
 	}
-	keys := make([]addrNet, len(b.nets))
+	keys := make([]keyed, len(b.nets))
 	for i, n := range b.nets {
-		keys[i] = netKey(n.prefix)
+		keys[i] = keyed{netKey(n.prefix), int32(i)}
 	}
-	slices.SortFunc(order, func(x, y int) int { return compareNets(&keys[x], &keys[y]) })
-	ix := &AddrIndex{nets: make([]addrNet, len(order)), lists: b.lists}
+	slices.SortFunc(keys, func(x, y keyed) int { return compareNets(&x.addrNet, &y.addrNet) })
+	ix := &AddrIndex{nets: make([]addrNet, len(keys)), lists: b.lists}
 	var text strings.Builder
 	sets := make(map[ruleSet]uint32)
-	newIndex := make([]int32, len(order))
+	newIndex := make([]int32, len(keys))
 	var open []int32 // the chain of networks containing the current one
-	for j, i := range order {
-		n := keys[i]
-		newIndex[i] = int32(j)
+	for j, k := range keys {
+		n, src := k.addrNet, &b.nets[k.from]
+		newIndex[k.from] = int32(j)
 		for len(open) > 0 && !ix.nets[open[len(open)-1]].contains(n.hi, n.lo) {
 			open = open[:len(open)-1]
 		}
@@ -113,8 +113,8 @@ func (b *addrBuilder) finish() *AddrIndex {
 			n.parent = open[len(open)-1]
 		}
 		open = append(open, int32(j))
-		n.set = internSet(sets, &ix.sets, b.nets[i].rules)
-		s := b.nets[i].prefix.String()
+		n.set = internSet(sets, &ix.sets, src.rules)
+		s := src.prefix.String()
 		n.textOff, n.textLen = uint32(text.Len()), uint8(len(s))
 		text.WriteString(s)
 		ix.nets[j] = n

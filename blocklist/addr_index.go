@@ -63,13 +63,23 @@ func (ix *AddrIndex) Lookup(a netip.Addr, m Masks) (block, allow, monitor Hit) {
 	if ix == nil || ix.lists&(m.Block|m.Allow|m.Monitor) == 0 || !a.IsValid() {
 		return
 	}
-	b := a.Unmap().As16()
+	a = a.Unmap()
+	b := a.As16()
 	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	// IPv4 answers match IPv4 networks only, not IPv6 ones wide enough to
+	// hold the IPv4-mapped space (::/16 is no rule for 192.0.2.1).
+	minBits := uint8(0)
+	if a.Is4() {
+		minBits = 96
+	}
 	own := m.Block | m.Monitor
 	var decided uint64 // lists that a more specific network already has a rule of
 	var pass Hit
 	for i := ix.lastAtOrBefore(hi, lo); i >= 0; i = int(ix.nets[i].parent) {
 		n := &ix.nets[i]
+		if n.bits < minBits {
+			break // its parents are wider still
+		}
 		if !n.contains(hi, lo) {
 			continue
 		}

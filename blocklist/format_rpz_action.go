@@ -60,7 +60,8 @@ func (p *rpzParser) classify(line int, text []byte, rr dns.RR) {
 		return
 	}
 	r := parsedRule{kind: act.kind, answer: act.answer, record: act.record, line: line}
-	if ip, ok := strings.CutSuffix(trigger, ".rpz-ip"); ok {
+	if trigger == "rpz-ip" || strings.HasSuffix(trigger, ".rpz-ip") {
+		ip := strings.TrimSuffix(strings.TrimSuffix(trigger, "rpz-ip"), ".")
 		if r.prefix, reason = rpzIPNetwork(ip); reason != "" {
 			p.c.reject(line, text, reason)
 			return

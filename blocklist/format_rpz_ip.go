@@ -17,7 +17,7 @@ import (
 func rpzIPNetwork(trigger string) (netip.Prefix, string) {
 	labels := strings.Split(trigger, ".")
 	if len(labels) < 2 {
-		return netip.Prefix{}, "rpz-ip trigger " + trigger + " needs a prefix length and an address"
+		return netip.Prefix{}, strings.TrimSpace("rpz-ip trigger "+trigger) + " needs a prefix length and an address"
 	}
 	bits, err := strconv.Atoi(labels[0])
 	if err != nil || !allDigits(labels[0]) || bits < 1 || bits > 128 {
