@@ -73,7 +73,7 @@ func TestDecideAddr(t *testing.T) {
 	}
 	expectAddr(t, e, "10.1.1.1", "8.8.8.8", Allow, "", "")
 	expectAddr(t, e, "10.99.1.1", "71.18.3.4", Monitor, "bytedance-networks", "71.18.0.0/21")
-	expectAddr(t, e, "172.16.0.1", "71.18.3.4", Allow, "", "") // its lists have no networks
+	expectAddr(t, e, "172.16.0.1", "71.18.3.4", Allow, "", "")  // its lists have no networks
 	expectAddr(t, e, "192.168.1.1", "71.18.3.4", Allow, "", "") // no group
 	if p := e.AddrPolicy(addr("172.16.0.1")); p.Active() {
 		t.Error("a group whose lists have no networks is active")
@@ -131,7 +131,7 @@ func TestGuardOnNetworks(t *testing.T) {
 	tempFile(t, dir, "wide.rpz", rpzZone("1.0.0.0.0.rpz-ip CNAME .", "8.0.0.0.10.rpz-ip CNAME ."))
 	tempFile(t, dir, "ok.cidrs", "0.0.0.0/1\n")
 	cfg := Config{
-		Lists: map[string]ListConfig{"wide": {Sources: []string{"wide.cidrs", "wide.rpz"}}, "ok": {Sources: []string{"ok.cidrs"}}},
+		Lists:  map[string]ListConfig{"wide": {Sources: []string{"wide.cidrs", "wide.rpz"}}, "ok": {Sources: []string{"ok.cidrs"}}},
 		Groups: []GroupConfig{{Name: "all", Clients: []string{"0.0.0.0/0"}, Block: []string{"wide"}, Allow: []string{"ok"}}},
 		Guard:  GuardConfig{NeverBlock: []string{"builtin:never-block"}},
 	}
