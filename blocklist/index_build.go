@@ -32,11 +32,11 @@ func BuildIndex(lists [][]Rule) (*Index, error) {
 	for li, rules := range lists {
 		for ri := range rules {
 			r := &rules[ri]
-			if reason := indexableName(r.Name); reason != "" {
-				return nil, fmt.Errorf("list %d line %d: rule %q: %s", li, r.Line, r.Name, reason)
-			}
 			if r.IsAddr() {
 				continue // response-IP rules go to BuildAddrIndex
+			}
+			if reason := indexableName(r.Name); reason != "" {
+				return nil, fmt.Errorf("list %d line %d: rule %q: %s", li, r.Line, r.Name, reason)
 			}
 			if err := addRule(b, li, r.Name, r.Scope, r.Kind, r.Answer); err != nil {
 				return nil, err
