@@ -56,18 +56,9 @@ func (b *addrBuilder) add(list int, r parsedRule) bool {
 		b.index[p] = i
 		b.nets = append(b.nets, builtNet{prefix: p})
 	}
-	bit := uint64(1) << list
-	b.lists |= bit
+	b.lists |= 1 << list
 	rs := &b.nets[i].rules
-	switch {
-	case r.kind == KindAllow:
-		rs.allow |= bit
-	case r.kind == KindPassthru:
-		rs.pass |= bit
-	case rs.block&bit == 0:
-		rs.block |= bit
-		rs.setAnswer(bit, r.answer)
-	}
+	rs.add(list, r.kind, r.answer)
 	if r.answer != AnswerLocal || r.record == nil {
 		return true
 	}

@@ -3,7 +3,6 @@ package blocklist
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -57,37 +56,35 @@ func networkShaped(s string) bool {
 // parseCIDRs reads a list of networks, one per line.
 func parseCIDRs(lr *lineReader, sink ruleSink) (Parsed, error) {
 	c := collector{sink: sink}
-	for {
-		b, st, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Parsed{}, err
-		}
-		if !c.status(st, lr.line, b) {
-			continue
-		}
-		text := bytes.TrimSpace(b)
-		entry := cutNetworkComment(text)
-		if len(entry) == 0 {
-			continue
-		}
-		c.textLines++
-		fields := bytes.Fields(entry)
-		if len(fields) != 1 {
-			c.reject(lr.line, text, "expected one network (e.g. 192.0.2.0/24) or address per line")
-			continue
-		}
-		p, reason := parseNetwork(string(fields[0]))
-		if reason != "" {
-			c.reject(lr.line, text, reason)
-			continue
-		}
-		c.sink.rule(parsedRule{prefix: p, line: lr.line})
+	err := c.eachLine(lr, func(line int, b []byte) error {
+		c.addNetwork(line, bytes.TrimSpace(b))
+		return nil
+	})
+	if err != nil {
+		return Parsed{}, err
 	}
 	c.p.Format = FormatCIDR
 	return c.finish(lr.line)
+}
+
+// addNetwork adds the network on one line of a CIDR list, or rejects it.
+func (c *collector) addNetwork(line int, text []byte) {
+	entry := cutNetworkComment(text)
+	if len(entry) == 0 {
+		return
+	}
+	c.textLines++
+	fields := bytes.Fields(entry)
+	if len(fields) != 1 {
+		c.reject(line, text, "expected one network (e.g. 192.0.2.0/24) or address per line")
+		return
+	}
+	p, reason := parseNetwork(string(fields[0]))
+	if reason != "" {
+		c.reject(line, text, reason)
+		return
+	}
+	c.sink.rule(parsedRule{prefix: p, line: line})
 }
 
 // parseNetwork reads "192.0.2.0/24", "2001:db8::/32" or a bare address (a

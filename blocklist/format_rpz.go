@@ -2,7 +2,6 @@ package blocklist
 
 import (
 	"bytes"
-	"io"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -68,17 +67,12 @@ type rpzParser struct {
 
 func parseRPZ(lr *lineReader, sink ruleSink) (Parsed, error) {
 	p := rpzParser{c: collector{sink: sink}, origin: ".", ttl: defaultRPZTTL}
-	for {
-		b, st, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Parsed{}, err
-		}
-		if p.c.status(st, lr.line, b) {
-			p.addLine(lr.line, b)
-		}
+	err := p.c.eachLine(lr, func(line int, b []byte) error {
+		p.addLine(line, b)
+		return nil
+	})
+	if err != nil {
+		return Parsed{}, err
 	}
 	if len(p.entry) > 0 {
 		p.c.reject(p.entryLine, p.entry, "record not closed: missing ')'")

@@ -90,6 +90,21 @@ func (rs *ruleSet) answer(list int) RuleAnswer {
 	return RuleAnswer(rs.ans[0]>>list&1 | (rs.ans[1]>>list&1)<<1 | (rs.ans[2]>>list&1)<<2)
 }
 
+// add records one rule of list; a list's first block rule for a name (or
+// network) and scope decides its answer.
+func (rs *ruleSet) add(list int, kind RuleKind, answer RuleAnswer) {
+	bit := uint64(1) << list
+	switch {
+	case kind == KindAllow:
+		rs.allow |= bit
+	case kind == KindPassthru:
+		rs.pass |= bit
+	case rs.block&bit == 0:
+		rs.block |= bit
+		rs.setAnswer(bit, answer)
+	}
+}
+
 func (rs *ruleSet) setAnswer(bit uint64, a RuleAnswer) {
 	for k := range rs.ans {
 		if a&(1<<k) != 0 {

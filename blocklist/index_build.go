@@ -148,60 +148,51 @@ func (b *indexBuilder) addLocal(list int, name string, scope Scope, rr dns.RR) b
 
 // slotOf finds an indexed name while building.
 func (b *indexBuilder) slotOf(name string) (uint64, bool) {
-	h := b.seed
-	for i := len(name) - 1; i >= 0; i-- {
-		h = hashByte(h, name[i])
-	}
-	h = mixHash(h)
-	tag := hashTag(h)
-	for i := h & b.mask; ; i = (i + 1) & b.mask {
-		switch t := b.tags[i]; {
-		case t == 0:
-			return 0, false
-		case t == tag:
-			off := b.slots[i]
-			l := uint32(b.arena[off])
-			if string(b.arena[off-l:off]) == name {
-				return i, true
-			}
-		}
-	}
+	slot, _, found := probe(b, name)
+	return slot, found
 }
 
 // insertName returns the slot of name and whether the name is new, adding
-// an entry if it is. An entry gets the "*." prefix with its first OnlyBelow
-// rule; one that already exists without it is written again at the arena's
-// end.
+// an entry if it is. An entry gets the "*." prefix with its first
+// ScopeBelow rule; one that already exists without it is written again at
+// the arena's end.
 func insertName[T string | []byte](b *indexBuilder, name T, below bool) (slot uint64, fresh bool) {
 	if (b.count+1)*4 > len(b.slots)*3 {
 		b.rehash(len(b.slots) * 2)
 	}
+	slot, tag, found := probe(b, name)
+	if !found {
+		b.tags[slot] = tag
+		b.slots[slot] = appendEntry(b, name, below)
+		b.count++
+		return slot, true
+	}
+	if below && !b.profiles[b.ids.get(slot)].hasBelow() {
+		b.slots[slot] = appendEntry(b, name, true)
+	}
+	return slot, false
+}
+
+// probe returns the slot of name, or the empty slot where it belongs, and
+// the name's tag.
+func probe[T string | []byte](b *indexBuilder, name T) (slot uint64, tag uint8, found bool) {
 	h := b.seed
 	for i := len(name) - 1; i >= 0; i-- {
 		h = hashByte(h, name[i])
 	}
 	h = mixHash(h)
-	tag := hashTag(h)
+	tag = hashTag(h)
 	for i := h & b.mask; ; i = (i + 1) & b.mask {
-		t := b.tags[i]
-		if t == 0 {
-			b.tags[i] = tag
-			b.slots[i] = appendEntry(b, name, below)
-			b.count++
-			return i, true
+		switch t := b.tags[i]; {
+		case t == 0:
+			return i, tag, false
+		case t == tag:
+			off := b.slots[i]
+			l := uint32(b.arena[off])
+			if int(l) == len(name) && string(b.arena[off-l:off]) == string(name) {
+				return i, tag, true
+			}
 		}
-		if t != tag {
-			continue
-		}
-		off := b.slots[i]
-		l := uint32(b.arena[off])
-		if int(l) != len(name) || string(b.arena[off-l:off]) != string(name) {
-			continue
-		}
-		if below && !b.profiles[b.ids.get(i)].hasBelow() {
-			b.slots[i] = appendEntry(b, name, true)
-		}
-		return i, false
 	}
 }
 
@@ -257,17 +248,7 @@ func (b *indexBuilder) step(from uint32, s profileStep) uint32 {
 		return to
 	}
 	p := b.profiles[from]
-	rs := p.set(s.scope)
-	bit := uint64(1) << s.list
-	switch {
-	case s.kind == KindAllow:
-		rs.allow |= bit
-	case s.kind == KindPassthru:
-		rs.pass |= bit
-	case rs.block&bit == 0:
-		rs.block |= bit
-		rs.setAnswer(bit, s.answer)
-	}
+	p.set(s.scope).add(int(s.list), s.kind, s.answer)
 	to, ok := b.known[p]
 	if !ok {
 		to = uint32(len(b.profiles))

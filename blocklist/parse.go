@@ -166,30 +166,44 @@ func (c *collector) finish(lines int) (Parsed, error) {
 func parseLines(lr *lineReader, sink ruleSink) (Parsed, error) {
 	c := collector{sink: sink}
 	var counts [numLineFormats]int
+	err := c.eachLine(lr, func(line int, b []byte) error {
+		text := bytes.TrimSpace(b)
+		if len(text) == 0 || isCommentLine(text) {
+			return nil
+		}
+		if c.textLines == 0 && isMarkup(text) {
+			return fmt.Errorf("line %d: an HTML or XML document (%s), %w", line, readableText(text), errNotText)
+		}
+		c.textLines++
+		counts[parseLine(&c, line, text)]++
+		return nil
+	})
+	if err != nil {
+		return Parsed{}, err
+	}
+	c.p.Format = dominantFormat(counts)
+	return c.finish(lr.line)
+}
+
+// eachLine hands fn every line that can be parsed, after reporting
+// over-long and junk lines; it stops at the end of input or the first
+// error, from reading or from fn.
+func (c *collector) eachLine(lr *lineReader, fn func(line int, b []byte) error) error {
 	for {
 		b, st, err := lr.next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return Parsed{}, err
+			return err
 		}
 		if !c.status(st, lr.line, b) {
 			continue
 		}
-		text := bytes.TrimSpace(b)
-		if len(text) == 0 || isCommentLine(text) {
-			continue
+		if err := fn(lr.line, b); err != nil {
+			return err
 		}
-		if c.textLines == 0 && isMarkup(text) {
-			return Parsed{}, fmt.Errorf("line %d: an HTML or XML document (%s), %w", lr.line, readableText(text), errNotText)
-		}
-		c.textLines++
-		f := parseLine(&c, lr.line, text)
-		counts[f]++
 	}
-	c.p.Format = dominantFormat(counts)
-	return c.finish(lr.line)
 }
 
 // isMarkup spots an HTML or XML page where a list was expected, such as
