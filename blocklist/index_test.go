@@ -223,3 +223,28 @@ func TestIndexRealListAndNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// A passthru that stands in one list is found even when a more specific
+// passthru of another list was overridden by that list's exact block.
+func TestIndexPassthruAcrossLevels(t *testing.T) {
+	ix := mustIndex(t,
+		[]Rule{{Name: "a.test", Scope: ScopeBelow, Kind: KindPassthru}},
+		[]Rule{{Name: "b.a.test", Scope: ScopeBelow, Kind: KindPassthru}, {Name: "c.b.a.test", Scope: ScopeExact}},
+	)
+	for _, tc := range []struct {
+		m            Masks
+		name         string
+		block, allow string
+	}{
+		{Masks{Block: 3}, "c.b.a.test", "1:c.b.a.test", "0:*.a.test"},
+		{Masks{Block: 2}, "c.b.a.test", "1:c.b.a.test", "-"},
+		{Masks{Block: 2}, "d.b.a.test", "-", "1:*.b.a.test"},
+		{Masks{Block: 2}, "x.c.b.a.test", "-", "1:*.b.a.test"}, // the exact block covers only its name
+		{Masks{Block: 1}, "a.test", "-", "-"},
+	} {
+		b, a, _ := ix.Lookup(tc.name, tc.m)
+		if hitText(b) != tc.block || hitText(a) != tc.allow {
+			t.Errorf("Lookup(%s, %+v) = %s %s; want %s %s", tc.name, tc.m, hitText(b), hitText(a), tc.block, tc.allow)
+		}
+	}
+}
