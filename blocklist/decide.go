@@ -53,8 +53,9 @@ func (e *Engine) HasAddrRules() bool { return e.snap.Load().addrPolicy }
 // an answer (an A or AAAA record's data), with the same allow, block and
 // monitor precedence as Decide; Verdict.Rule is the matching network,
 // e.g. "71.18.0.0/21". IPv4-mapped IPv6 addresses are matched as IPv4. It
-// allocates nothing. For an answer with several addresses, AddrPolicy looks
-// the group up once.
+// allocates nothing; the Verdict's strings and Local point into the
+// snapshot, as for Decide (see Verdict). For an answer with several
+// addresses, AddrPolicy looks the group up once.
 func (e *Engine) DecideAddr(client, addr netip.Addr) Verdict {
 	return e.AddrPolicy(client).Decide(addr)
 }
