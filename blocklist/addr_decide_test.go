@@ -232,7 +232,7 @@ func TestExplainAddr(t *testing.T) {
 
 func TestHugeCIDRList(t *testing.T) {
 	var b strings.Builder
-	for i := range 200_000 {
+	for i := range 100_000 {
 		fmt.Fprintf(&b, "%d.%d.%d.0/24\n", 20+i>>16, i>>8&255, i&255)
 	}
 	b.WriteString("garbage\n")
@@ -244,9 +244,9 @@ func TestHugeCIDRList(t *testing.T) {
 	}
 	e := newEngine(t, cfg, Options{BaseDir: dir})
 	st := listStatus(t, e, "big")
-	if st.Rules != 200_000 || st.Rejected != 1 || st.Sources[0].RejectedLines[0].Line != 200_001 || st.Sources[0].Format != FormatCIDR {
+	if st.Rules != 100_000 || st.Rejected != 1 || st.Sources[0].RejectedLines[0].Line != 100_001 || st.Sources[0].Format != FormatCIDR {
 		t.Errorf("big list status %+v", st)
 	}
-	expectAddr(t, e, "10.0.0.1", "22.13.7.9", Block, "big", "22.13.7.0/24")
+	expectAddr(t, e, "10.0.0.1", "21.13.7.9", Block, "big", "21.13.7.0/24")
 	expectAddr(t, e, "10.0.0.1", "19.0.0.1", Allow, "", "")
 }
