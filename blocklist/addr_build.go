@@ -15,8 +15,14 @@ import (
 type addrBuilder struct {
 	nets  []builtNet
 	index map[netip.Prefix]int
-	local map[addrLocalKey][]dns.RR // keyed by builder index until finish
+	local map[builtLocalKey][]dns.RR
 	lists uint64
+}
+
+// builtLocalKey finds local data by builder index until finish.
+type builtLocalKey struct {
+	net  int
+	list uint8
 }
 
 type builtNet struct {
@@ -66,9 +72,9 @@ func (b *addrBuilder) add(list int, r parsedRule) bool {
 		return false
 	}
 	if b.local == nil {
-		b.local = make(map[addrLocalKey][]dns.RR)
+		b.local = make(map[builtLocalKey][]dns.RR)
 	}
-	k := addrLocalKey{net: int32(i), list: uint8(list)}
+	k := builtLocalKey{net: i, list: uint8(list)}
 	b.local[k] = append(b.local[k], r.record)
 	return true
 }
@@ -116,7 +122,8 @@ func (b *addrBuilder) finish() *AddrIndex {
 			ix.local = make(map[addrLocalKey][]dns.RR, len(b.local))
 		}
 		slices.SortStableFunc(rrs, func(a, b dns.RR) int { return int(a.Header().Rrtype) - int(b.Header().Rrtype) })
-		ix.local[addrLocalKey{net: newIndex[k.net], list: k.list}] = rrs
+		n := &ix.nets[newIndex[k.net]]
+		ix.local[addrLocalKey{net: ix.text[n.textOff : n.textOff+uint32(n.textLen)], list: k.list}] = rrs
 	}
 	return ix
 }

@@ -16,10 +16,10 @@ import (
 // table serves both families and a mapped AAAA matches IPv4 rules.
 type AddrIndex struct {
 	nets  []addrNet
-	text  string    // every network's text ("192.0.2.0/24"), back to back
-	sets  []ruleSet // the distinct rule sets; nets share them by number
-	local map[addrLocalKey][]dns.RR
-	lists uint64 // lists that have at least one network here
+	text  string                    // every network's text ("192.0.2.0/24"), back to back
+	sets  []ruleSet                 // the distinct rule sets; nets share them by number
+	local map[addrLocalKey][]dns.RR // by network text and list
+	lists uint64                    // lists that have at least one network here
 }
 
 // addrNet is one listed network.
@@ -34,7 +34,7 @@ type addrNet struct {
 
 // addrLocalKey finds one network's local data for one list.
 type addrLocalKey struct {
-	net  int32
+	net  string // as Hit.Rule spells it
 	list uint8
 }
 
@@ -101,7 +101,7 @@ func (ix *AddrIndex) Lookup(a netip.Addr, m Masks) (block, allow, monitor Hit) {
 	if !allow.Found {
 		allow = pass
 	}
-	allow.Answer, allow.Local = AnswerDefault, nil
+	allow.Answer = AnswerDefault
 	return
 }
 
@@ -140,9 +140,11 @@ func prefixMasks(bits int) (hi, lo uint64) {
 func (ix *AddrIndex) hit(i int, rs *ruleSet, lists uint64) Hit {
 	list := bits.TrailingZeros64(lists)
 	n := &ix.nets[i]
-	h := Hit{Found: true, List: list, Rule: ix.text[n.textOff : n.textOff+uint32(n.textLen)], Answer: rs.answer(list)}
-	if h.Answer == AnswerLocal {
-		h.Local = ix.local[addrLocalKey{net: int32(i), list: uint8(list)}]
-	}
-	return h
+	return Hit{Found: true, List: list, Rule: ix.text[n.textOff : n.textOff+uint32(n.textLen)], Answer: rs.answer(list)}
+}
+
+// LocalData returns the local-data records of a hit with AnswerLocal,
+// sorted by type; they belong to the index and must not be modified.
+func (ix *AddrIndex) LocalData(h Hit) []dns.RR {
+	return ix.local[addrLocalKey{net: h.Rule, list: uint8(h.List)}]
 }

@@ -1,6 +1,10 @@
 package blocklist
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/miekg/dns"
+)
 
 // Decide is the hot path: which group the client is in and what that
 // group's lists say about qname. It takes no locks and allocates nothing;
@@ -24,21 +28,30 @@ func (s *snapshot) decide(client netip.Addr, qname string) (Verdict, int, *clien
 		return v, gi, cp
 	}
 	block, allow, monitor := s.index.Lookup(qname, g.masks)
-	return s.verdict(v, block, allow, monitor), gi, cp
+	return s.verdict(v, block, allow, monitor, s.index), gi, cp
 }
+
+// localSource is the index a hit came from, for its local data.
+type localSource interface{ LocalData(Hit) []dns.RR }
 
 // verdict applies the precedence across lists: an exception (allow list,
 // in-list exception or standing passthru) beats block, block beats monitor.
-func (s *snapshot) verdict(v Verdict, block, allow, monitor Hit) Verdict {
+func (s *snapshot) verdict(v Verdict, block, allow, monitor Hit, src localSource) Verdict {
+	var h Hit
 	switch {
 	case allow.Found:
 		v.List, v.Rule = s.lists[allow.List].name, allow.Rule
+		return v
 	case block.Found:
-		v.Action, v.Answer, v.Local = Block, block.Answer, block.Local
-		v.List, v.Rule = s.lists[block.List].name, block.Rule
+		v.Action, h = Block, block
 	case monitor.Found:
-		v.Action, v.Answer, v.Local = Monitor, monitor.Answer, monitor.Local
-		v.List, v.Rule = s.lists[monitor.List].name, monitor.Rule
+		v.Action, h = Monitor, monitor
+	default:
+		return v
+	}
+	v.Answer, v.List, v.Rule = h.Answer, s.lists[h.List].name, h.Rule
+	if h.Answer == AnswerLocal {
+		v.Local = src.LocalData(h)
 	}
 	return v
 }
@@ -96,5 +109,5 @@ func (p AddrPolicy) Decide(addr netip.Addr) Verdict {
 	}
 	g := &p.s.groups.groups[p.group]
 	block, allow, monitor := p.s.addrs.Lookup(addr, g.masks)
-	return p.s.verdict(Verdict{Action: Allow, Group: g.name}, block, allow, monitor)
+	return p.s.verdict(Verdict{Action: Allow, Group: g.name}, block, allow, monitor, p.s.addrs)
 }

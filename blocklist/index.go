@@ -16,10 +16,10 @@ type Hit struct {
 	List  int    // bit number of the list
 	Rule  string // "name", "*.name" or "192.0.2.0/24"; points into the index, never allocated per lookup
 	Scope Scope  // for name rules
-	// Answer and Local are the rule's own answer (RPZ actions) for block
-	// and monitor hits; allow hits have AnswerDefault.
+	// Answer is the rule's own answer (RPZ actions) for block and monitor
+	// hits; allow hits have AnswerDefault. For AnswerLocal, the index's
+	// LocalData has the records.
 	Answer RuleAnswer
-	Local  []dns.RR
 }
 
 // Index is the immutable matcher over every list's name rules: one
@@ -52,10 +52,15 @@ type Index struct {
 	count    int
 }
 
-// profile is what the lists say about one name, per scope.
+// profile is what the lists say about one name, per scope, in the order
+// levels read them: exact, subtree, below. The query name itself reads
+// sets 0 and 1, a parent of it sets 1 and 2.
 type profile struct {
-	subtree, below, exact ruleSet
+	sets [3]ruleSet
 }
+
+// scopeOf names the scope of each of profile.sets.
+var scopeOf = [3]Scope{ScopeExact, ScopeSubtree, ScopeBelow}
 
 // ruleSet holds list bits per rule kind, and for block rules their answer
 // as three bit planes (bit i of ans[k] is bit k of list i's RuleAnswer).
@@ -72,16 +77,16 @@ type localKey struct {
 	scope Scope
 }
 
-func (p *profile) hasBelow() bool { return p.below.any() != 0 }
+func (p *profile) hasBelow() bool { return p.sets[2].any() != 0 }
 
 func (p *profile) set(s Scope) *ruleSet {
 	switch s {
-	case ScopeBelow:
-		return &p.below
 	case ScopeExact:
-		return &p.exact
+		return &p.sets[0]
+	case ScopeBelow:
+		return &p.sets[2]
 	}
-	return &p.subtree
+	return &p.sets[1]
 }
 
 func (rs *ruleSet) any() uint64 { return rs.block | rs.allow | rs.pass }
@@ -132,45 +137,14 @@ func (ix *Index) Len() int {
 // the label suffixes once, right to left, hashing incrementally, and does
 // not allocate.
 func (ix *Index) Lookup(name string, m Masks) (block, allow, monitor Hit) {
-	var buf [maxNameLen]byte
-	q, ok := ix.lower(&buf, name, m)
-	if !ok {
-		return
-	}
-	own := m.Block | m.Monitor
-	var passing uint64 // lists whose most specific rule so far is a passthru
-	for lv := range ix.levels(q) {
-		b0, b1 := lv.sets[0].block, lv.sets[1].block
-		if (b0|b1)&m.Block != 0 {
-			block = ix.hit(&lv, b0&m.Block, b1&m.Block)
-		}
-		a0 := lv.sets[0].any()&m.Allow | lv.sets[0].allow&own
-		a1 := lv.sets[1].any()&m.Allow | lv.sets[1].allow&own
-		if a0|a1 != 0 {
-			allow = ix.hit(&lv, a0, a1)
-		}
-		if (b0|b1)&m.Monitor != 0 {
-			monitor = ix.hit(&lv, b0&m.Monitor, b1&m.Monitor)
-		}
-		passing = passing&^(b0|b1) | lv.sets[0].pass | lv.sets[1].pass
-	}
-	if p := passing & own; p != 0 && !allow.Found {
-		allow = ix.passHit(q, p)
-	}
-	allow.Answer, allow.Local = AnswerDefault, nil
-	return
-}
-
-// lower copies name into buf in lower case without the trailing dot; it
-// reports false when there is nothing to look up.
-func (ix *Index) lower(buf *[maxNameLen]byte, name string, m Masks) ([]byte, bool) {
 	n := len(name)
 	if n > 0 && name[n-1] == '.' {
 		n--
 	}
 	if ix == nil || ix.count == 0 || n == 0 || n > maxNameLen || m.Block|m.Allow|m.Monitor == 0 {
-		return nil, false
+		return
 	}
+	var buf [maxNameLen]byte
 	for i := 0; i < n; i++ {
 		c := name[i]
 		if 'A' <= c && c <= 'Z' {
@@ -178,35 +152,80 @@ func (ix *Index) lower(buf *[maxNameLen]byte, name string, m Masks) ([]byte, boo
 		}
 		buf[i] = c
 	}
-	return buf[:n], true
+	q := buf[:n]
+	own := m.Block | m.Monitor
+	var passing uint64 // lists whose most specific rule so far is a passthru
+	// The most specific level of each kind so far; its Hit is made once,
+	// at the end.
+	var bl, al, ml candidate
+	h := ix.seed
+	for i := len(q) - 1; i >= 0; i-- {
+		h = hashByte(h, q[i])
+		if i > 0 && q[i-1] != '.' {
+			continue
+		}
+		slot, ok := ix.find(q[i:], h)
+		if !ok {
+			continue
+		}
+		lv := ix.level(slot, i == 0)
+		s0, s1 := &lv.p.sets[lv.k], &lv.p.sets[lv.k+1]
+		b0, b1 := s0.block, s1.block
+		if (b0|b1)&m.Block != 0 {
+			bl = candidate{lv, b0 & m.Block, b1 & m.Block}
+		}
+		if a0, a1 := s0.any()&m.Allow|s0.allow&own, s1.any()&m.Allow|s1.allow&own; a0|a1 != 0 {
+			al = candidate{lv, a0, a1}
+		}
+		if (b0|b1)&m.Monitor != 0 {
+			ml = candidate{lv, b0 & m.Monitor, b1 & m.Monitor}
+		}
+		passing = passing&^(b0|b1) | s0.pass | s1.pass
+	}
+	if bl.in0|bl.in1 != 0 {
+		block = ix.hit(&bl)
+	}
+	if al.in0|al.in1 != 0 {
+		allow = ix.hit(&al)
+	}
+	if ml.in0|ml.in1 != 0 {
+		monitor = ix.hit(&ml)
+	}
+	if p := passing & own; p != 0 && !allow.Found {
+		allow = ix.passHit(q, p)
+	}
+	allow.Answer = AnswerDefault
+	return
 }
 
 // passHit finds the most specific passthru rule of the lowest list in
 // lists: a second walk, taken only when a passthru decides.
 func (ix *Index) passHit(q []byte, lists uint64) Hit {
 	bit := lists & -lists
-	var h Hit
+	var c candidate
 	for lv := range ix.levels(q) {
-		p0, p1 := lv.sets[0].pass&bit, lv.sets[1].pass&bit
-		if p0|p1 != 0 {
-			h = ix.hit(&lv, p0, p1)
+		if p0, p1 := lv.p.sets[lv.k].pass&bit, lv.p.sets[lv.k+1].pass&bit; p0|p1 != 0 {
+			c = candidate{lv, p0, p1}
 		}
 	}
-	return h
+	if c.in0|c.in1 == 0 {
+		return Hit{} // cannot happen: a passthru of the list stands
+	}
+	return ix.hit(&c)
 }
 
-// level is what one indexed suffix of a query name says about it: two
-// rule sets apply, in order of precedence. For the query name itself they
-// are its exact and subtree rules; for a parent they are the parent's
-// subtree rules and its "*.parent" rules.
+// level is one indexed suffix of a query name. Two of its profile's rule
+// sets apply, p.sets[k] before p.sets[k+1]: for the query name itself its
+// exact and subtree rules (k = 0), for a parent its subtree and "*.parent"
+// rules (k = 1).
 type level struct {
-	sets   [2]ruleSet
-	scopes [2]Scope
-	off    uint32 // arena offset of the entry's length byte
-	l      int    // name length
+	p   *profile
+	off uint32 // arena offset of the entry's length byte
+	k   uint8
 }
 
-// levels yields the indexed suffixes of q, shortest (least specific) first.
+// levels yields the indexed suffixes of q, shortest (least specific)
+// first, as Lookup walks them.
 func (ix *Index) levels(q []byte) func(yield func(level) bool) {
 	return func(yield func(level) bool) {
 		h := ix.seed
@@ -215,43 +234,51 @@ func (ix *Index) levels(q []byte) func(yield func(level) bool) {
 			if i > 0 && q[i-1] != '.' {
 				continue
 			}
-			slot, ok := ix.find(q[i:], h)
-			if !ok {
-				continue
-			}
-			off := ix.slots[slot]
-			p := &ix.profiles[ix.ids.get(slot)]
-			lv := level{off: off, l: int(ix.arena[off])}
-			if i == 0 {
-				lv.sets, lv.scopes = [2]ruleSet{p.exact, p.subtree}, [2]Scope{ScopeExact, ScopeSubtree}
-			} else {
-				lv.sets, lv.scopes = [2]ruleSet{p.subtree, p.below}, [2]Scope{ScopeSubtree, ScopeBelow}
-			}
-			if !yield(lv) {
+			if slot, ok := ix.find(q[i:], h); ok && !yield(ix.level(slot, i == 0)) {
 				return
 			}
 		}
 	}
 }
 
-// hit reports the lowest list bit of in0|in1, the candidates from the
-// level's two rule sets; set 0 names the rule when that list is in it.
-func (ix *Index) hit(lv *level, in0, in1 uint64) Hit {
-	list := bits.TrailingZeros64(in0 | in1)
-	k := 0
-	if in0&(1<<list) == 0 {
-		k = 1
+// level is the level at slot; whole means the query is the slot's name.
+func (ix *Index) level(slot uint64, whole bool) level {
+	lv := level{p: &ix.profiles[ix.ids.get(slot)], off: ix.slots[slot], k: 1}
+	if whole {
+		lv.k = 0
 	}
-	rs, scope := &lv.sets[k], lv.scopes[k]
-	name := ix.arena[int(lv.off)-lv.l : lv.off]
-	h := Hit{Found: true, List: list, Rule: name, Scope: scope, Answer: rs.answer(list)}
-	if scope == ScopeBelow {
-		h.Rule = ix.arena[int(lv.off)-lv.l-2 : lv.off]
+	return lv
+}
+
+// candidate is a level with the lists of one kind found in its two sets.
+type candidate struct {
+	lv       level
+	in0, in1 uint64
+}
+
+// hit reports the lowest list bit of the candidate's lists; its first set
+// names the rule when that list is in it.
+func (ix *Index) hit(c *candidate) Hit {
+	list := bits.TrailingZeros64(c.in0 | c.in1)
+	k := c.lv.k
+	if c.in0&(1<<list) == 0 {
+		k++
 	}
-	if h.Answer == AnswerLocal {
-		h.Local = ix.local[localKey{name: name, list: uint8(list), scope: scope}]
+	start := int(c.lv.off) - int(ix.arena[c.lv.off])
+	if k == 2 {
+		start -= 2 // "*.name"
 	}
-	return h
+	return Hit{Found: true, List: list, Rule: ix.arena[start:c.lv.off], Scope: scopeOf[k], Answer: c.lv.p.sets[k].answer(list)}
+}
+
+// LocalData returns the local-data records of a hit with AnswerLocal,
+// sorted by type; they belong to the index and must not be modified.
+func (ix *Index) LocalData(h Hit) []dns.RR {
+	name := h.Rule
+	if h.Scope == ScopeBelow {
+		name = name[2:]
+	}
+	return ix.local[localKey{name: name, list: uint8(h.List), scope: h.Scope}]
 }
 
 // find returns the slot of name.
