@@ -28,7 +28,8 @@ func (s *snapshot) decide(client netip.Addr, qname string) (Verdict, int, *clien
 		return v, gi, cp
 	}
 	block, allow, monitor := s.index.Lookup(qname, g.masks)
-	return s.verdict(v, block, allow, monitor, s.index), gi, cp
+	s.verdict(&v, &block, &allow, &monitor, s.index)
+	return v, gi, cp
 }
 
 // localSource is the index a hit came from, for its local data.
@@ -36,24 +37,23 @@ type localSource interface{ LocalData(Hit) []dns.RR }
 
 // verdict applies the precedence across lists: an exception (allow list,
 // in-list exception or standing passthru) beats block, block beats monitor.
-func (s *snapshot) verdict(v Verdict, block, allow, monitor Hit, src localSource) Verdict {
-	var h Hit
+func (s *snapshot) verdict(v *Verdict, block, allow, monitor *Hit, src localSource) {
+	var h *Hit
 	switch {
 	case allow.Found:
 		v.List, v.Rule = s.lists[allow.List].name, allow.Rule
-		return v
+		return
 	case block.Found:
 		v.Action, h = Block, block
 	case monitor.Found:
 		v.Action, h = Monitor, monitor
 	default:
-		return v
+		return
 	}
 	v.Answer, v.List, v.Rule = h.Answer, s.lists[h.List].name, h.Rule
 	if h.Answer == AnswerLocal {
-		v.Local = src.LocalData(h)
+		v.Local = src.LocalData(*h)
 	}
-	return v
 }
 
 // HasAddrRules reports whether any group uses a list with response-IP
@@ -109,5 +109,7 @@ func (p AddrPolicy) Decide(addr netip.Addr) Verdict {
 	}
 	g := &p.s.groups.groups[p.group]
 	block, allow, monitor := p.s.addrs.Lookup(addr, g.masks)
-	return p.s.verdict(Verdict{Action: Allow, Group: g.name}, block, allow, monitor, p.s.addrs)
+	v := Verdict{Action: Allow, Group: g.name}
+	p.s.verdict(&v, &block, &allow, &monitor, p.s.addrs)
+	return v
 }

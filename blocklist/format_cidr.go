@@ -136,7 +136,9 @@ func ipVersion(a netip.Addr) int {
 
 // cidrInDomainList names a network found in a domain list.
 func cidrInDomainList(entry []byte) string {
-	if !networkShaped(string(entry)) || bytes.IndexByte(entry, '/') < 0 {
+	// The '/' test first: most lines are names, and a failed address
+	// parse allocates its error.
+	if bytes.IndexByte(entry, '/') < 0 || !networkShaped(string(entry)) {
 		return ""
 	}
 	return "network in a domain list: networks go in a list of their own, one per line, which is read as a CIDR list"

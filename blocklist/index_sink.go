@@ -66,7 +66,11 @@ func (k *indexSink) rule(r parsedRule) {
 	case r.name == nil:
 		k.addr(r) // networks have no order to keep with names
 	case k.cur == nil && (k.guard == nil || r.kind != KindBlock):
-		k.insert(r) // nothing batched to keep order with
+		if r.record != nil { // nothing batched to keep order with
+			k.insertLocal(r.name, r.scope, r.kind, r.answer, r.record, r.line)
+		} else {
+			k.insert(r.name, r.scope, r.kind, r.answer)
+		}
 	default:
 		k.queue(r)
 	}
@@ -140,27 +144,41 @@ func (k *indexSink) guardLoop() {
 
 // insertBatch applies a batch's rules in order and empties it for reuse.
 func (k *indexSink) insertBatch(batch *ruleBatch) {
-	for _, br := range batch.rules {
-		r := parsedRule{name: batch.names[br.start:br.end], scope: br.scope, kind: br.kind,
-			answer: br.answer, record: br.record, line: br.line}
-		if br.reason != "" {
-			k.reject(Rule{Name: string(r.name), Scope: r.scope}, r.line, br.reason)
-			continue
+	records := false
+	for i := range batch.rules {
+		br := &batch.rules[i]
+		name := batch.names[br.start:br.end]
+		switch {
+		case br.reason != "":
+			k.reject(Rule{Name: string(name), Scope: br.scope}, br.line, br.reason)
+		case br.record != nil:
+			records = true
+			k.insertLocal(name, br.scope, br.kind, br.answer, br.record, br.line)
+		default:
+			k.insert(name, br.scope, br.kind, br.answer)
 		}
-		k.insert(r)
 	}
-	clear(batch.rules) // drop the records
+	if records {
+		clear(batch.rules) // let the records go
+	}
 	batch.names, batch.rules = batch.names[:0], batch.rules[:0]
 }
 
-func (k *indexSink) insert(r parsedRule) {
+func (k *indexSink) insert(name []byte, scope Scope, kind RuleKind, answer RuleAnswer) {
 	k.kept++
-	for i, bit := range k.bits {
-		if err := addRule(k.b, bit, r.name, r.scope, r.kind, r.answer); err != nil && k.err == nil {
+	for _, bit := range k.bits {
+		if err := addRule(k.b, bit, name, scope, kind, answer); err != nil && k.err == nil {
 			k.err = err
 		}
-		if r.answer == AnswerLocal && r.record != nil && !k.b.addLocal(bit, string(r.name), r.scope, r.record) && i == 0 {
-			k.conflict(Rule{Name: string(r.name), Scope: r.scope}, r.line)
+	}
+}
+
+// insertLocal inserts a rule with one record of local data.
+func (k *indexSink) insertLocal(name []byte, scope Scope, kind RuleKind, answer RuleAnswer, rr dns.RR, line int) {
+	k.insert(name, scope, kind, answer)
+	for i, bit := range k.bits {
+		if !k.b.addLocal(bit, string(name), scope, rr) && i == 0 {
+			k.conflict(Rule{Name: string(name), Scope: scope}, line)
 		}
 	}
 }
