@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"reflect"
 	"testing"
 	"unsafe"
 )
@@ -18,7 +19,7 @@ func TestVerdictOutlivesABorrowedName(t *testing.T) {
 	for i := range buf {
 		buf[i] = 'x'
 	}
-	if v.Action != Block || v != want {
+	if v.Action != Block || !reflect.DeepEqual(v, want) {
 		t.Fatalf("verdict changed when the name's buffer was overwritten: %+v, was %+v", v, want)
 	}
 }

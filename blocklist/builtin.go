@@ -10,17 +10,22 @@ import (
 const builtinPrefix = "builtin:"
 
 // builtinFS holds the lists shipped with dnsward; see builtin/README.md.
+// Domain lists end in .domains, network lists (response-IP policy) in .cidrs.
 //
-//go:embed builtin/*.domains
+//go:embed builtin/*.domains builtin/*.cidrs
 var builtinFS embed.FS
+
+var builtinSuffixes = []string{".domains", ".cidrs"}
 
 // BuiltinNames lists the names usable as "builtin:NAME" sources, sorted.
 func BuiltinNames() []string {
 	entries, _ := builtinFS.ReadDir("builtin") // cannot fail: embedded at build time
 	var names []string
 	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".domains"); ok {
-			names = append(names, name)
+		for _, suffix := range builtinSuffixes {
+			if name, ok := strings.CutSuffix(e.Name(), suffix); ok {
+				names = append(names, name)
+			}
 		}
 	}
 	slices.Sort(names)
@@ -33,6 +38,10 @@ func Builtin(name string) ([]byte, bool) {
 	if name == "" || strings.ContainsAny(name, "/\\.") {
 		return nil, false
 	}
-	b, err := builtinFS.ReadFile("builtin/" + name + ".domains")
-	return b, err == nil
+	for _, suffix := range builtinSuffixes {
+		if b, err := builtinFS.ReadFile("builtin/" + name + suffix); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
 }

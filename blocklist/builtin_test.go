@@ -8,7 +8,7 @@ import (
 
 func TestBuiltinListsParse(t *testing.T) {
 	names := BuiltinNames()
-	if want := []string{"bypass", "bytedance", "never-block", "tiktok"}; !slices.Equal(names, want) {
+	if want := []string{"bypass", "bytedance", "bytedance-networks", "never-block", "tiktok"}; !slices.Equal(names, want) {
 		t.Fatalf("BuiltinNames() = %v; want %v", names, want)
 	}
 	var neverBlock []string

@@ -80,10 +80,10 @@ func TestExplain(t *testing.T) {
 	if x.Action != "block" || x.Group != "government-devices" || x.List != "tiktok" || x.Name != "v16.tiktok.com" {
 		t.Fatalf("explain %+v", x)
 	}
-	if x.Rule == nil || x.Rule.Rule != "tiktok.com" || x.Rule.Source != "builtin:tiktok" || x.Rule.Line != 7 {
-		t.Errorf("rule %+v; want tiktok.com at builtin:tiktok line 7", x.Rule)
+	if x.Rule == nil || x.Rule.Rule != "tiktok.com" || x.Rule.Source != "builtin:tiktok" || x.Rule.Line != 8 {
+		t.Errorf("rule %+v; want tiktok.com at builtin:tiktok line 8", x.Rule)
 	}
-	want := "blocked by list tiktok (rule tiktok.com, builtin:tiktok line 7) for group government-devices"
+	want := "blocked by list tiktok (rule tiktok.com, builtin:tiktok line 8) for group government-devices"
 	if x.Reason != want {
 		t.Errorf("reason %q\nwant   %q", x.Reason, want)
 	}

@@ -8,21 +8,26 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// Explanation says why a name is blocked or allowed for a client: the group
-// and why it applies, what each of the group's lists says, and the decision.
-// It is JSON for GET /v1/explain.
+// Explanation says why a name (or an answer address) is blocked or allowed
+// for a client: the group and why it applies, what each of the group's
+// lists says, and the decision. It is JSON for GET /v1/explain.
 type Explanation struct {
-	Client      string      `json:"client"`
-	Identity    string      `json:"identity"` // what chose the group: "client 10.1.2.3" or "token 1a2b3c4d"
-	Name        string      `json:"name"`     // as looked up: lower case, punycode, no trailing dot
+	Client   string `json:"client"`
+	Identity string `json:"identity"` // what chose the group: "client 10.1.2.3" or "token 1a2b3c4d"
+	// Name is the name as looked up (lower case, punycode, no trailing
+	// dot), or the address when Type is "address".
+	Name        string      `json:"name"`
+	Type        string      `json:"type"` // "name", or "address": an A/AAAA address in an answer
 	Group       string      `json:"group,omitempty"`
 	GroupReason string      `json:"group_reason"`
-	Lists       []ListMatch `json:"lists,omitempty"` // the group's lists: block, then allow, then monitor
-	Action      string      `json:"action"`          // "allow", "block", "monitor" or "refuse"
-	List        string      `json:"list,omitempty"`  // the list that decided, if any
-	Rule        *RuleRef    `json:"rule,omitempty"`  // the rule that decided, if any
-	Reason      string      `json:"reason"`          // one line for humans
-	Verdict     Verdict     `json:"-"`               // what Decide returns for the same query
+	Lists       []ListMatch `json:"lists,omitempty"`  // the group's lists: block, then allow, then monitor
+	Action      string      `json:"action"`           // "allow", "block", "monitor" or "refuse"
+	Answer      string      `json:"answer,omitempty"` // an RPZ action other than the configured answer: nxdomain, nodata, drop, tcp-only, local-data
+	LocalData   string      `json:"local_data,omitempty"`
+	List        string      `json:"list,omitempty"` // the list that decided, if any
+	Rule        *RuleRef    `json:"rule,omitempty"` // the rule that decided, if any
+	Reason      string      `json:"reason"`         // one line for humans
+	Verdict     Verdict     `json:"-"`              // what Decide (or DecideAddr) returns for the same query
 }
 
 // ListMatch is what one of the group's lists says about the name.
@@ -40,35 +45,67 @@ type ListMatch struct {
 
 // RuleRef locates a rule: its text and where it came from.
 type RuleRef struct {
-	Rule   string `json:"rule"`             // e.g. "tiktok.com" (the name and below)
+	Rule   string `json:"rule"`             // e.g. "tiktok.com", "*.tiktok.com", "71.18.0.0/21"
+	Covers string `json:"covers,omitempty"` // for names: "the name and below", "only this name" or "names below"
 	Source string `json:"source,omitempty"` // e.g. "builtin:tiktok"
 	Line   int    `json:"line,omitempty"`
 }
 
-// Explain describes the decision Decide makes for client and qname. It is
-// for people, not the query path: it allocates and re-parses the matching
-// lists' content to find source lines.
-func (e *Engine) Explain(client netip.Addr, qname string) Explanation {
-	return e.ExplainFor(Identity{Client: client}, qname)
+// lookupFunc asks an index about the explained name or address.
+type lookupFunc func(Masks) (block, allow, monitor Hit)
+
+// Explain describes the decision Decide makes for client and qname, or,
+// when query is an IP address, the one DecideAddr makes for an answer
+// holding that address. It is for people, not the query path: it allocates
+// and re-parses the matching lists' content to find source lines.
+func (e *Engine) Explain(client netip.Addr, query string) Explanation {
+	return e.ExplainFor(Identity{Client: client}, query)
 }
 
-// ExplainFor describes the decision DecideFor makes, naming the identity
-// (token id or client address) that chose the group.
-func (e *Engine) ExplainFor(id Identity, qname string) Explanation {
+// ExplainFor is Explain for a query that may carry a device token, naming
+// the identity (token id or client address) that chose the group.
+func (e *Engine) ExplainFor(id Identity, query string) Explanation {
 	s := e.snap.Load()
-	name := explainName(qname)
-	v, c := s.decide(id, name)
-	x := Explanation{Client: id.Client.String(), Name: name, Verdict: v, Action: actionName(v.Action)}
+	x := Explanation{Client: id.Client.String(), Type: "name"}
+	var lookup lookupFunc
+	c := s.chooseGroup(id)
+	if a, err := netip.ParseAddr(strings.TrimSpace(query)); err == nil {
+		a = a.Unmap()
+		x.Name, x.Type = a.String(), "address"
+		x.Verdict = AddrPolicy{s: s, group: c.group}.Decide(a)
+		if c.group >= 0 {
+			x.Verdict.Group = s.groups.groups[c.group].name
+		}
+		lookup = func(m Masks) (Hit, Hit, Hit) { return s.addrs.Lookup(a, m) }
+	} else {
+		x.Name = explainName(query)
+		x.Verdict, _ = s.decide(id, x.Name)
+		lookup = func(m Masks) (Hit, Hit, Hit) { return s.index.Lookup(x.Name, m) }
+	}
 	x.Identity, x.GroupReason = s.identityReason(id, c)
 	if c.refused {
-		x.Reason = "refused: " + x.GroupReason
+		x.Action, x.Reason = actionName(Refuse), "refused: "+x.GroupReason
 		return x
 	}
-	if c.group < 0 {
+	s.explain(&x, c.group, lookup)
+	return x
+}
+
+// explain fills in the group, the per-list matches and the reason.
+func (s *snapshot) explain(x *Explanation, gi int, lookup lookupFunc) {
+	v := x.Verdict
+	x.Action = actionName(v.Action)
+	if v.Action != Allow && v.Answer != AnswerDefault {
+		x.Answer = v.Answer.String()
+	}
+	if len(v.Local) > 0 {
+		x.LocalData = localRecordsText(v.Local)
+	}
+	if gi < 0 {
 		x.Reason = "allowed: " + x.GroupReason
-		return x
+		return
 	}
-	g := &s.groups.groups[c.group]
+	g := &s.groups.groups[gi]
 	x.Group = g.name
 	lines := newRuleLocator(s)
 	for _, role := range []struct {
@@ -76,7 +113,7 @@ func (e *Engine) ExplainFor(id Identity, qname string) Explanation {
 		bits []int
 	}{{"block", g.block}, {"allow", g.allow}, {"monitor", g.monitor}} {
 		for _, b := range role.bits {
-			m := s.matchList(lines, role.name, b, name)
+			m := s.matchList(lines, role.name, b, lookup)
 			m.Decided = v.List == m.List && m.Matched
 			if m.Decided {
 				x.List = m.List
@@ -88,12 +125,11 @@ func (e *Engine) ExplainFor(id Identity, qname string) Explanation {
 			x.Lists = append(x.Lists, m)
 		}
 	}
-	x.Reason = reasonLine(v, x.Rule, len(x.Lists))
-	return x
+	x.Reason = reasonLine(v, x.Rule, len(x.Lists), x.Type)
 }
 
 // matchList asks the index about one list alone.
-func (s *snapshot) matchList(lines *ruleLocator, role string, bit int, name string) ListMatch {
+func (s *snapshot) matchList(lines *ruleLocator, role string, bit int, lookup lookupFunc) ListMatch {
 	m := ListMatch{List: s.lists[bit].name, Role: role}
 	var masks Masks
 	switch role {
@@ -104,7 +140,7 @@ func (s *snapshot) matchList(lines *ruleLocator, role string, bit int, name stri
 	default:
 		masks.Monitor = 1 << bit
 	}
-	block, allow, monitor := s.index.Lookup(name, masks)
+	block, allow, monitor := lookup(masks)
 	hit := block
 	switch role {
 	case "allow":
@@ -114,11 +150,11 @@ func (s *snapshot) matchList(lines *ruleLocator, role string, bit int, name stri
 	}
 	if hit.Found {
 		m.Matched = true
-		m.Match = lines.find(bit, hit.Rule, role, false)
+		m.Match = lines.find(bit, hit, role, false)
 	}
 	if role != "allow" && allow.Found {
 		m.Matched = true
-		m.Exception = lines.find(bit, allow.Rule, role, true)
+		m.Exception = lines.find(bit, allow, role, true)
 	}
 	return m
 }
@@ -152,7 +188,7 @@ func (s *snapshot) groupReason(client netip.Addr, gi int, cp *clientPrefix) stri
 	}
 }
 
-func reasonLine(v Verdict, r *RuleRef, lists int) string {
+func reasonLine(v Verdict, r *RuleRef, lists int, what string) string {
 	where := ""
 	if r != nil {
 		where = " (rule " + r.Rule
@@ -161,9 +197,13 @@ func reasonLine(v Verdict, r *RuleRef, lists int) string {
 		}
 		where += ")"
 	}
+	answer := ""
+	if v.Answer != AnswerDefault {
+		answer = ", RPZ action " + v.Answer.String()
+	}
 	switch {
 	case v.Action == Block:
-		return fmt.Sprintf("blocked by list %s%s for group %s", v.List, where, v.Group)
+		return fmt.Sprintf("blocked by list %s%s for group %s%s", v.List, where, v.Group, answer)
 	case v.Action == Monitor:
 		return fmt.Sprintf("would be blocked by list %s%s, which group %s monitors: resolved normally and reported", v.List, where, v.Group)
 	case v.List != "":
@@ -171,7 +211,7 @@ func reasonLine(v Verdict, r *RuleRef, lists int) string {
 	case lists == 0:
 		return fmt.Sprintf("allowed: group %s uses no lists", v.Group)
 	default:
-		return fmt.Sprintf("allowed: none of group %s's lists covers the name", v.Group)
+		return fmt.Sprintf("allowed: none of group %s's lists covers the %s", v.Group, what)
 	}
 }
 
@@ -207,13 +247,20 @@ type ruleLocator struct {
 
 func newRuleLocator(s *snapshot) *ruleLocator { return &ruleLocator{s: s} }
 
-// find locates rule in list bit. Exceptions (KindAllow) are wanted inside
-// block and monitor lists, block-kind rules otherwise; in an allow list any
-// rule is an exception.
-func (l *ruleLocator) find(bit int, rule string, role string, exception bool) *RuleRef {
-	ref := &RuleRef{Rule: rule}
+// find locates the rule of hit in list bit. Exceptions (KindAllow,
+// KindPassthru) are wanted inside block and monitor lists, block-kind
+// rules otherwise; in an allow list any rule is an exception.
+func (l *ruleLocator) find(bit int, hit Hit, role string, exception bool) *RuleRef {
+	ref := &RuleRef{Rule: hit.Rule}
+	f := ruleFinder{anyKind: role == "allow", exception: exception}
+	if p, err := netip.ParsePrefix(hit.Rule); err == nil {
+		f.prefix = p
+	} else {
+		ref.Covers = scopeText(hit.Scope)
+		f.name, f.scope = strings.TrimPrefix(hit.Rule, "*."), hit.Scope
+	}
 	for _, src := range l.s.lists[bit].sources {
-		f := ruleFinder{want: rule, anyKind: role == "allow", exception: exception}
+		f.line = 0
 		src.content.stream(&f)
 		if f.line != 0 {
 			ref.Source, ref.Line = src.display, f.line
@@ -223,27 +270,33 @@ func (l *ruleLocator) find(bit int, rule string, role string, exception bool) *R
 	return ref
 }
 
-// ruleFinder is a parse sink that notes the line of the first rule spelled
-// want ("name" or "*.name", as the index names rules) of the wanted kind.
+func scopeText(s Scope) string {
+	switch s {
+	case ScopeExact:
+		return "only this name"
+	case ScopeBelow:
+		return "names below"
+	}
+	return "the name and below"
+}
+
+// ruleFinder is a parse sink that notes the line of the first rule for
+// the wanted name and scope, or network, of the wanted kind.
 type ruleFinder struct {
-	want      string
+	name      string
+	scope     Scope
+	prefix    netip.Prefix // wanted instead of a name when valid
 	anyKind   bool
 	exception bool
 	line      int // 0 until found
 }
 
-func (f *ruleFinder) rule(name []byte, onlyBelow bool, kind RuleKind, _ RuleAnswer, line int) {
-	if f.line != 0 {
+func (f *ruleFinder) rule(r parsedRule) {
+	if f.line != 0 || !(f.anyKind || (r.kind != KindBlock) == f.exception) {
 		return
 	}
-	want := f.want
-	if onlyBelow {
-		var ok bool
-		if want, ok = strings.CutPrefix(want, "*."); !ok {
-			return
-		}
-	}
-	if want == string(name) && (f.anyKind || (kind == KindAllow) == f.exception) {
-		f.line = line
+	if f.prefix.IsValid() && r.prefix == f.prefix ||
+		!f.prefix.IsValid() && r.name != nil && r.scope == f.scope && string(r.name) == f.name {
+		f.line = r.line
 	}
 }

@@ -2,7 +2,6 @@ package blocklist
 
 import (
 	"bytes"
-	"io"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -14,6 +13,8 @@ const (
 	// maxRPZEntry bounds one record spread over lines by parentheses, so
 	// a lone '(' cannot swallow the rest of a feed.
 	maxRPZEntry = 8 << 10
+	// defaultRPZTTL is the TTL of local data in a zone without $TTL.
+	defaultRPZTTL = 3600
 )
 
 // looksLikeRPZ reports a zone file: a leading $ORIGIN/$TTL directive, or
@@ -56,24 +57,22 @@ type rpzParser struct {
 	firstOrigin string
 	zone        string // zone apex from the SOA record
 	owner       string // last owner name, for records that omit it
+	ttl         uint32 // $TTL, for local data
+	lastOwner   string // owner of the previous record, for sameOwner
+	lastData    bool   // the previous owner's records are local data
 	entry       []byte
 	entryLine   int
 	depth       int
 }
 
 func parseRPZ(lr *lineReader, sink ruleSink) (Parsed, error) {
-	p := rpzParser{c: collector{sink: sink}, origin: "."}
-	for {
-		b, st, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Parsed{}, err
-		}
-		if p.c.status(st, lr.line, b) {
-			p.addLine(lr.line, b)
-		}
+	p := rpzParser{c: collector{sink: sink}, origin: ".", ttl: defaultRPZTTL}
+	err := p.c.eachLine(lr, func(line int, b []byte) error {
+		p.addLine(line, b)
+		return nil
+	})
+	if err != nil {
+		return Parsed{}, err
 	}
 	if len(p.entry) > 0 {
 		p.c.reject(p.entryLine, p.entry, "record not closed: missing ')'")
@@ -146,7 +145,7 @@ func (p *rpzParser) record(line int, text []byte) {
 		src = append([]byte(p.owner), text...)
 	}
 	zp := dns.NewZoneParser(bytes.NewReader(src), p.origin, "")
-	zp.SetDefaultTTL(3600)
+	zp.SetDefaultTTL(p.ttl)
 	rr, ok := zp.Next()
 	if !ok {
 		if err := zp.Err(); err != nil {
@@ -185,10 +184,29 @@ func (p *rpzParser) directive(line int, text []byte) {
 			p.firstOrigin = p.origin
 		}
 	case "$TTL":
-		// TTLs do not matter for policy.
+		ttl, ok := zoneTTL(fields)
+		if !ok {
+			p.c.reject(line, text, "$TTL needs one TTL, such as 300 or 1h")
+			return
+		}
+		p.ttl = ttl
 	case "$INCLUDE":
 		p.c.reject(line, text, "$INCLUDE is not supported: put the records in the source itself")
 	default:
 		p.c.reject(line, text, "unsupported zone directive "+readableText(fields[0]))
 	}
+}
+
+// zoneTTL reads a $TTL directive's value with miekg's own TTL syntax
+// ("300", "1h30m") by parsing a record under it.
+func zoneTTL(fields [][]byte) (uint32, bool) {
+	if len(fields) != 2 {
+		return 0, false
+	}
+	zp := dns.NewZoneParser(strings.NewReader("$TTL "+string(fields[1])+"\n. A 0.0.0.0\n"), ".", "")
+	rr, ok := zp.Next()
+	if !ok || zp.Err() != nil {
+		return 0, false
+	}
+	return rr.Header().Ttl, true
 }

@@ -6,8 +6,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// apex is the zone origin that QNAME triggers are relative to: the SOA
-// owner, else the first $ORIGIN, else the root (absolute names).
+// apex is the zone origin that triggers are relative to: the SOA owner,
+// else the first $ORIGIN, else the root (absolute names).
 func (p *rpzParser) apex() string {
 	switch {
 	case p.zone != "":
@@ -18,10 +18,17 @@ func (p *rpzParser) apex() string {
 	return "."
 }
 
-// classify turns one RPZ record into a rule. Supported are QNAME triggers
-// with the NXDOMAIN ("CNAME ."), NODATA ("CNAME *.") and PASSTHRU actions.
-// Like every dnsward list, a trigger covers the name and the names below
-// it; "*.name" covers only the names below.
+// rpzAction is what one record asks for.
+type rpzAction struct {
+	kind   RuleKind
+	answer RuleAnswer
+	record dns.RR // local data
+}
+
+// classify turns one RPZ record into a rule, with RPZ's meaning (as BIND
+// and Unbound implement it): a QNAME trigger "name" covers exactly that
+// name and "*.name" the names below it; "N.x.x.x.x.rpz-ip" is a
+// response-IP trigger for a network.
 func (p *rpzParser) classify(line int, text []byte, rr dns.RR) {
 	h := rr.Header()
 	owner := dns.CanonicalName(h.Name)
@@ -39,62 +46,108 @@ func (p *rpzParser) classify(line int, text []byte, rr dns.RR) {
 		p.c.reject(line, text, "owner "+owner+" is outside the zone "+apex)
 		return
 	}
-	qname := strings.TrimSuffix(owner[:len(owner)-len(apex)], ".")
-	if reason := unsupportedTrigger(qname); reason != "" {
+	trigger := strings.TrimSuffix(owner[:len(owner)-len(apex)], ".")
+	if reason := unsupportedTrigger(trigger); reason != "" {
 		p.c.reject(line, text, reason)
 		return
 	}
-	kind, answer, reason := rpzAction(rr, qname)
+	act, reason := actionOf(rr, trigger)
+	if reason == "" {
+		reason = p.sameOwner(owner, act)
+	}
 	if reason != "" {
 		p.c.reject(line, text, reason)
 		return
 	}
-	name, below, reason := p.c.name.ruleName([]byte(qname))
-	if reason != "" {
-		p.c.reject(line, text, reason+": "+qname)
+	r := parsedRule{kind: act.kind, answer: act.answer, record: act.record, line: line}
+	if trigger == "rpz-ip" || strings.HasSuffix(trigger, ".rpz-ip") {
+		ip := strings.TrimSuffix(strings.TrimSuffix(trigger, "rpz-ip"), ".")
+		if r.prefix, reason = rpzIPNetwork(ip); reason != "" {
+			p.c.reject(line, text, reason)
+			return
+		}
+		p.c.sink.rule(r)
 		return
 	}
-	p.c.add(name, below, kind, answer, line)
+	name, below, reason := p.c.name.ruleName([]byte(trigger))
+	if reason != "" {
+		p.c.reject(line, text, reason+": "+trigger)
+		return
+	}
+	r.name, r.scope = name, ScopeExact
+	if below {
+		r.scope = ScopeBelow
+	}
+	p.c.sink.rule(r)
 }
 
-// unsupportedTrigger names the RPZ trigger types other than QNAME.
-func unsupportedTrigger(qname string) string {
-	last := qname[strings.LastIndexByte(qname, '.')+1:]
+// sameOwner refuses a second action for the owner of the previous record:
+// a trigger has one CNAME action or a set of local-data records. (A
+// repeat further away is kept out by the index: a list's first rule for a
+// name decides.)
+func (p *rpzParser) sameOwner(owner string, act rpzAction) string {
+	prevOwner, prevData := p.lastOwner, p.lastData
+	p.lastOwner = owner
+	p.lastData = act.record != nil && act.record.Header().Rrtype != dns.TypeCNAME
+	if owner != prevOwner || prevData && p.lastData {
+		return ""
+	}
+	p.lastData = prevData // keep judging later records against the first action
+	return "a second action for " + owner + ": a trigger has one CNAME action or only local-data records"
+}
+
+// unsupportedTrigger names the RPZ trigger types dnsward does not apply.
+func unsupportedTrigger(trigger string) string {
+	last := trigger[strings.LastIndexByte(trigger, '.')+1:]
 	switch last {
-	case "rpz-ip":
-		return "response IP trigger (rpz-ip) is not supported"
 	case "rpz-client-ip":
-		return "client IP trigger (rpz-client-ip) is not supported"
+		return "client IP trigger (rpz-client-ip) is not supported: use groups to give clients their own policy"
 	case "rpz-nsdname":
 		return "name server name trigger (rpz-nsdname) is not supported"
 	case "rpz-nsip":
 		return "name server IP trigger (rpz-nsip) is not supported"
 	}
+	if last == "rpz-ip" && strings.HasPrefix(trigger, "*.") {
+		return "wildcard rpz-ip trigger: an IP trigger names one network"
+	}
 	return ""
 }
 
-// rpzAction maps the record to a rule kind and answer.
-func rpzAction(rr dns.RR, qname string) (RuleKind, RuleAnswer, string) {
+// actionOf maps a record to its RPZ action.
+func actionOf(rr dns.RR, trigger string) (rpzAction, string) {
 	cname, ok := rr.(*dns.CNAME)
 	if !ok {
-		return 0, 0, "local data (" + dns.TypeToString[rr.Header().Rrtype] +
-			" record) is not supported; use CNAME . (NXDOMAIN), CNAME *. (NODATA) or CNAME rpz-passthru."
+		return localData(rr)
 	}
 	if cname.Target == "" {
-		return 0, 0, "CNAME without a target"
+		return rpzAction{}, "CNAME without a target"
 	}
-	switch target := dns.CanonicalName(cname.Target); target {
-	case ".":
-		return KindBlock, AnswerNXDomain, ""
-	case "*.":
-		return KindBlock, AnswerNoData, ""
-	case "rpz-passthru.", qname + ".": // a CNAME to itself is the old PASSTHRU form
-		return KindAllow, AnswerDefault, ""
-	case "rpz-drop.":
-		return 0, 0, "rpz-drop action is not supported"
-	case "rpz-tcp-only.":
-		return 0, 0, "rpz-tcp-only action is not supported"
-	default:
-		return 0, 0, "local data (CNAME to " + target + ") is not supported"
+	switch target := dns.CanonicalName(cname.Target); {
+	case target == ".":
+		return rpzAction{answer: AnswerNXDomain}, ""
+	case target == "*.":
+		return rpzAction{answer: AnswerNoData}, ""
+	case target == "rpz-passthru.", target == trigger+".": // a CNAME to itself is the old PASSTHRU form
+		return rpzAction{kind: KindPassthru}, ""
+	case target == "rpz-drop.":
+		return rpzAction{answer: AnswerDrop}, ""
+	case target == "rpz-tcp-only.":
+		return rpzAction{answer: AnswerTCPOnly}, ""
+	case strings.HasPrefix(target, "rpz-"):
+		return rpzAction{}, "unknown RPZ action CNAME " + target + " (known: ., *., rpz-passthru., rpz-drop., rpz-tcp-only.)"
+	case strings.HasPrefix(target, "*."):
+		return rpzAction{}, "CNAME to a wildcard target (" + target + ") is not supported"
 	}
+	return rpzAction{answer: AnswerLocal, record: rr}, ""
+}
+
+// localData accepts any record type a query can be answered with; zone
+// structure and DNSSEC records are not policy.
+func localData(rr dns.RR) (rpzAction, string) {
+	switch t := rr.Header().Rrtype; t {
+	case dns.TypeNS, dns.TypeDNAME, dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3,
+		dns.TypeNSEC3PARAM, dns.TypeDNSKEY, dns.TypeDS, dns.TypeZONEMD:
+		return rpzAction{}, dns.TypeToString[t] + " record below the apex is not an RPZ action or local data"
+	}
+	return rpzAction{answer: AnswerLocal, record: rr}, ""
 }

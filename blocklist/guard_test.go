@@ -15,9 +15,9 @@ func TestGuardCheck(t *testing.T) {
 		{Rule{Name: "co.uk"}, "public suffix co.uk"},
 		{Rule{Name: "github.io"}, "public suffix github.io"},
 		{Rule{Name: "localhost"}, "public suffix"}, // unknown TLD: one label is a suffix
-		{Rule{Name: "com", OnlyBelow: true}, "public suffix com"},
+		{Rule{Name: "com", Scope: ScopeBelow}, "public suffix com"},
 		{Rule{Name: "googleusercontent.com"}, "never-block name googleusercontent.com"},
-		{Rule{Name: "googleusercontent.com", OnlyBelow: true}, "every name under never-block name"},
+		{Rule{Name: "googleusercontent.com", Scope: ScopeBelow}, "every name under never-block name"},
 		{Rule{Name: "gov.uk"}, "public suffix"},
 		{Rule{Name: "service.gov.uk"}, "public suffix"}, // PSL private section
 		{Rule{Name: "www.gov.uk"}, ""},

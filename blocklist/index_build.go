@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/miekg/dns"
 )
 
 // maxIndexLists is the number of list bits in Masks.
@@ -30,11 +32,17 @@ func BuildIndex(lists [][]Rule) (*Index, error) {
 	for li, rules := range lists {
 		for ri := range rules {
 			r := &rules[ri]
+			if r.IsAddr() {
+				continue // response-IP rules go to BuildAddrIndex
+			}
 			if reason := indexableName(r.Name); reason != "" {
 				return nil, fmt.Errorf("list %d line %d: rule %q: %s", li, r.Line, r.Name, reason)
 			}
-			if err := addRule(b, li, r.Name, r.OnlyBelow, r.Kind, r.Answer); err != nil {
+			if err := addRule(b, li, r.Name, r.Scope, r.Kind, r.Answer); err != nil {
 				return nil, err
+			}
+			if r.Answer == AnswerLocal && r.Record != nil {
+				b.addLocal(li, r.Name, r.Scope, r.Record)
 			}
 		}
 	}
@@ -65,6 +73,7 @@ type indexBuilder struct {
 	count    int
 	profiles []profile
 	known    map[profile]uint32
+	local    map[localKey][]dns.RR
 	steps    map[profileStep]uint32 // memoised profile transitions
 	last     profileStep            // the latest step, which most rules repeat
 	lastTo   uint32
@@ -75,7 +84,7 @@ type indexBuilder struct {
 type profileStep struct {
 	from   uint32
 	list   uint8
-	below  bool
+	scope  Scope
 	kind   RuleKind
 	answer RuleAnswer
 }
@@ -108,53 +117,82 @@ func tableSize(n int) int {
 }
 
 // addRule adds one rule with a canonical name to list's bit.
-func addRule[T string | []byte](b *indexBuilder, list int, name T, below bool, kind RuleKind, answer RuleAnswer) error {
+func addRule[T string | []byte](b *indexBuilder, list int, name T, scope Scope, kind RuleKind, answer RuleAnswer) error {
 	if len(b.arena)+len(name)+3 > math.MaxUint32 {
 		return fmt.Errorf("index of %d names is too large", b.count)
 	}
-	slot, fresh := insertName(b, name, below)
+	slot, fresh := insertName(b, name, scope == ScopeBelow)
 	var from uint32 // a new name has no rules yet: no need to read its id (a cache miss)
 	if !fresh {
 		from = b.ids.get(slot)
 	}
-	b.ids.set(slot, b.step(from, profileStep{list: uint8(list), below: below, kind: kind, answer: answer}))
+	b.ids.set(slot, b.step(from, profileStep{list: uint8(list), scope: scope, kind: kind, answer: answer}))
 	return nil
 }
 
+// addLocal appends one record of local data to the rule addRule just
+// added. It reports false, keeping nothing, when the list's first block
+// rule for that name and scope chose another action.
+func (b *indexBuilder) addLocal(list int, name string, scope Scope, rr dns.RR) bool {
+	slot, ok := b.slotOf(name)
+	if !ok || b.profiles[b.ids.get(slot)].set(scope).answer(list) != AnswerLocal {
+		return false
+	}
+	if b.local == nil {
+		b.local = make(map[localKey][]dns.RR)
+	}
+	k := localKey{name: name, list: uint8(list), scope: scope}
+	b.local[k] = append(b.local[k], rr)
+	return true
+}
+
+// slotOf finds an indexed name while building.
+func (b *indexBuilder) slotOf(name string) (uint64, bool) {
+	slot, _, found := probe(b, name)
+	return slot, found
+}
+
 // insertName returns the slot of name and whether the name is new, adding
-// an entry if it is. An entry gets the "*." prefix with its first OnlyBelow
-// rule; one that already exists without it is written again at the arena's
-// end.
+// an entry if it is. An entry gets the "*." prefix with its first
+// ScopeBelow rule; one that already exists without it is written again at
+// the arena's end.
 func insertName[T string | []byte](b *indexBuilder, name T, below bool) (slot uint64, fresh bool) {
 	if (b.count+1)*4 > len(b.slots)*3 {
 		b.rehash(len(b.slots) * 2)
 	}
+	slot, tag, found := probe(b, name)
+	if !found {
+		b.tags[slot] = tag
+		b.slots[slot] = appendEntry(b, name, below)
+		b.count++
+		return slot, true
+	}
+	if below && !b.profiles[b.ids.get(slot)].hasBelow() {
+		b.slots[slot] = appendEntry(b, name, true)
+	}
+	return slot, false
+}
+
+// probe returns the slot of name, or the empty slot where it belongs, and
+// the name's tag.
+func probe[T string | []byte](b *indexBuilder, name T) (slot uint64, tag uint8, found bool) {
 	h := b.seed
 	for i := len(name) - 1; i >= 0; i-- {
 		h = hashByte(h, name[i])
 	}
 	h = mixHash(h)
-	tag := hashTag(h)
+	tag = hashTag(h)
 	for i := h & b.mask; ; i = (i + 1) & b.mask {
-		t := b.tags[i]
-		if t == 0 {
-			b.tags[i] = tag
-			b.slots[i] = appendEntry(b, name, below)
-			b.count++
-			return i, true
+		switch t := b.tags[i]; {
+		case t == 0:
+			return i, tag, false
+		case t == tag:
+			off := b.slots[i]
+			l := uint32(b.arena[off])
+			if int(l) == len(name) && string(b.arena[off-l:off]) == string(name) {
+				return i, tag, true
+			}
 		}
-		if t != tag {
-			continue
-		}
-		off := b.slots[i]
-		l := uint32(b.arena[off])
-		if int(l) != len(name) || string(b.arena[off-l:off]) != string(name) {
-			continue
-		}
-		if below && !b.profiles[b.ids.get(i)].hasBelow() {
-			b.slots[i] = appendEntry(b, name, true)
-		}
-		return i, false
 	}
 }
 
@@ -199,7 +237,7 @@ func (b *indexBuilder) rehash(size int) {
 }
 
 // step returns the profile that adds one rule to profile s.from. A list's
-// first block rule for a name and variant decides its answer.
+// first block rule for a name and scope decides its answer.
 func (b *indexBuilder) step(from uint32, s profileStep) uint32 {
 	s.from = from
 	if s == b.last && b.lastTo != 0 {
@@ -210,23 +248,7 @@ func (b *indexBuilder) step(from uint32, s profileStep) uint32 {
 		return to
 	}
 	p := b.profiles[from]
-	rs := &p.exact
-	if s.below {
-		rs = &p.below
-	}
-	bit := uint64(1) << s.list
-	switch {
-	case s.kind == KindAllow:
-		rs.allow |= bit
-	case rs.block&bit == 0:
-		rs.block |= bit
-		switch s.answer {
-		case AnswerNXDomain:
-			rs.nxdomain |= bit
-		case AnswerNoData:
-			rs.nodata |= bit
-		}
-	}
+	p.set(s.scope).add(int(s.list), s.kind, s.answer)
 	to, ok := b.known[p]
 	if !ok {
 		to = uint32(len(b.profiles))
@@ -257,8 +279,18 @@ func (b *indexBuilder) finish() *Index {
 		ids:      b.ids,
 		arena:    unsafe.String(unsafe.SliceData(arena), len(arena)), // never written again
 		profiles: slices.Clone(b.profiles),
+		local:    sortedLocal(b.local),
 		mask:     b.mask,
 		seed:     b.seed,
 		count:    b.count,
 	}
+}
+
+// sortedLocal orders each rule's records by type, so Verdict.Local lists
+// one type's records together.
+func sortedLocal(m map[localKey][]dns.RR) map[localKey][]dns.RR {
+	for _, rrs := range m {
+		slices.SortStableFunc(rrs, func(a, b dns.RR) int { return int(a.Header().Rrtype) - int(b.Header().Rrtype) })
+	}
+	return m
 }

@@ -14,7 +14,7 @@ func TestIndexBuilderGrowsAndShrinks(t *testing.T) {
 		b := newIndexBuilder(guess, 0)
 		const n = 5000
 		for i := range n {
-			if err := addRule(b, 0, fmt.Sprintf("n%d.example", i), false, KindBlock, AnswerDefault); err != nil {
+			if err := addRule(b, 0, fmt.Sprintf("n%d.example", i), ScopeSubtree, KindBlock, AnswerDefault); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -36,7 +36,7 @@ func TestIndexBuilderGrowsAndShrinks(t *testing.T) {
 func TestIndexWildcardAfterExact(t *testing.T) {
 	ix, err := BuildIndex([][]Rule{
 		{{Name: "a.example"}, {Name: "b.example"}},
-		{{Name: "a.example", OnlyBelow: true}},
+		{{Name: "a.example", Scope: ScopeBelow}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"slices"
 	"unsafe"
+
+	"github.com/miekg/dns"
 )
 
 // indexSink streams one source's parsed rules through the guard into the
@@ -16,6 +18,7 @@ import (
 // Rules are inserted in source order either way.
 type indexSink struct {
 	b     *indexBuilder
+	addrs *addrBuilder // response-IP rules
 	bits  []int
 	guard *Guard // nil for sources only used to allow
 	src   *source
@@ -50,31 +53,39 @@ type ruleBatch struct {
 
 type batchedRule struct {
 	start, end int
-	onlyBelow  bool
+	scope      Scope
 	kind       RuleKind
 	answer     RuleAnswer
+	record     dns.RR
 	line       int
 	reason     string // the guard's objection, if any
 }
 
-func (k *indexSink) rule(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
-	if k.cur == nil && (k.guard == nil || kind != KindBlock) {
-		k.insert(name, onlyBelow, kind, answer) // nothing batched to keep order with
-		return
+func (k *indexSink) rule(r parsedRule) {
+	switch {
+	case r.name == nil:
+		k.addr(r) // networks have no order to keep with names
+	case k.cur == nil && (k.guard == nil || r.kind != KindBlock):
+		if r.record != nil { // nothing batched to keep order with
+			k.insertLocal(r.name, r.scope, r.kind, r.answer, r.record, r.line)
+		} else {
+			k.insert(r.name, r.scope, r.kind, r.answer)
+		}
+	default:
+		k.queue(r)
 	}
-	k.queue(name, onlyBelow, kind, answer, line)
 }
 
-func (k *indexSink) queue(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
+func (k *indexSink) queue(r parsedRule) {
 	if k.cur == nil {
 		k.cur, k.spare = new(ruleBatch), new(ruleBatch)
 		k.toGuard, k.verdicts = make(chan *ruleBatch), make(chan *ruleBatch)
 		go k.guardLoop()
 	}
 	start := len(k.cur.names)
-	k.cur.names = append(k.cur.names, name...)
+	k.cur.names = append(k.cur.names, r.name...)
 	k.cur.rules = append(k.cur.rules, batchedRule{start: start, end: len(k.cur.names),
-		onlyBelow: onlyBelow, kind: kind, answer: answer, line: line})
+		scope: r.scope, kind: r.kind, answer: r.answer, record: r.record, line: r.line})
 	if len(k.cur.rules) == guardBatchRules {
 		k.handOff()
 	}
@@ -124,7 +135,7 @@ func (k *indexSink) guardLoop() {
 			if k.guard != nil && r.kind == KindBlock {
 				name := batch.names[r.start:r.end]
 				// The guard keeps no reference to the name.
-				r.reason = k.guard.checkBlock(unsafe.String(unsafe.SliceData(name), len(name)), r.onlyBelow)
+				r.reason = k.guard.checkBlock(unsafe.String(unsafe.SliceData(name), len(name)), r.scope)
 			}
 		}
 		k.verdicts <- batch
@@ -133,32 +144,77 @@ func (k *indexSink) guardLoop() {
 
 // insertBatch applies a batch's rules in order and empties it for reuse.
 func (k *indexSink) insertBatch(batch *ruleBatch) {
-	for _, r := range batch.rules {
-		name := batch.names[r.start:r.end]
-		if r.reason != "" {
-			k.reject(name, r.onlyBelow, r.line, r.reason)
-			continue
+	records := false
+	for i := range batch.rules {
+		br := &batch.rules[i]
+		name := batch.names[br.start:br.end]
+		switch {
+		case br.reason != "":
+			k.reject(Rule{Name: string(name), Scope: br.scope}, br.line, br.reason)
+		case br.record != nil:
+			records = true
+			k.insertLocal(name, br.scope, br.kind, br.answer, br.record, br.line)
+		default:
+			k.insert(name, br.scope, br.kind, br.answer)
 		}
-		k.insert(name, r.onlyBelow, r.kind, r.answer)
+	}
+	if records {
+		clear(batch.rules) // let the records go
 	}
 	batch.names, batch.rules = batch.names[:0], batch.rules[:0]
 }
 
-func (k *indexSink) insert(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer) {
+func (k *indexSink) insert(name []byte, scope Scope, kind RuleKind, answer RuleAnswer) {
 	k.kept++
 	for _, bit := range k.bits {
-		if err := addRule(k.b, bit, name, onlyBelow, kind, answer); err != nil && k.err == nil {
+		if err := addRule(k.b, bit, name, scope, kind, answer); err != nil && k.err == nil {
 			k.err = err
 		}
 	}
 }
 
-func (k *indexSink) reject(name []byte, onlyBelow bool, line int, reason string) {
+// insertLocal inserts a rule with one record of local data.
+func (k *indexSink) insertLocal(name []byte, scope Scope, kind RuleKind, answer RuleAnswer, rr dns.RR, line int) {
+	k.insert(name, scope, kind, answer)
+	for i, bit := range k.bits {
+		if !k.b.addLocal(bit, string(name), scope, rr) && i == 0 {
+			k.conflict(Rule{Name: string(name), Scope: scope}, line)
+		}
+	}
+}
+
+// addr guards and adds one response-IP rule.
+func (k *indexSink) addr(r parsedRule) {
+	if k.guard != nil && r.kind == KindBlock {
+		if reason := checkAddr(r.prefix); reason != "" {
+			k.reject(Rule{Prefix: r.prefix}, r.line, reason)
+			return
+		}
+	}
+	k.kept++
+	for i, bit := range k.bits {
+		if !k.addrs.add(bit, r) && i == 0 {
+			k.conflict(Rule{Prefix: r.prefix}, r.line)
+		}
+	}
+}
+
+func (k *indexSink) reject(r Rule, line int, reason string) {
+	k.note(Rejected{Line: line, Text: ruleText(r), Reason: "guard: " + reason})
+}
+
+// conflict notes local data dropped because an earlier rule of the source
+// gave the same trigger another action.
+func (k *indexSink) conflict(r Rule, line int) {
+	k.kept--
+	k.note(Rejected{Line: line, Text: ruleText(r), Reason: "local data for a trigger whose first rule has another action; the first rule decides"})
+}
+
+func (k *indexSink) note(rej Rejected) {
 	s := k.src
 	s.guardRejN++
 	if len(s.guardRej) < maxShownRejected {
-		r := Rule{Name: string(name), OnlyBelow: onlyBelow}
-		s.guardRej = append(s.guardRej, Rejected{Line: line, Text: ruleText(r), Reason: "guard: " + reason})
+		s.guardRej = append(s.guardRej, rej)
 	}
 }
 

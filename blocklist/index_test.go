@@ -18,7 +18,10 @@ func mustIndex(t testing.TB, lists ...[]Rule) *Index {
 func blockRules(names ...string) []Rule {
 	rules := make([]Rule, len(names))
 	for i, n := range names {
-		rules[i] = Rule{Name: strings.TrimPrefix(n, "*."), OnlyBelow: strings.HasPrefix(n, "*."), Line: i + 1}
+		rules[i] = Rule{Name: strings.TrimPrefix(n, "*."), Line: i + 1}
+		if strings.HasPrefix(n, "*.") {
+			rules[i].Scope = ScopeBelow
+		}
 	}
 	return rules
 }
@@ -58,7 +61,7 @@ func TestIndexSuffixCoverage(t *testing.T) {
 	}
 }
 
-func TestIndexMostSpecificAndOnlyBelow(t *testing.T) {
+func TestIndexMostSpecificAndBelow(t *testing.T) {
 	ix := mustIndex(t, blockRules("example.com", "*.ads.example.com", "*.cdn.net"))
 	m := Masks{Block: 1}
 	for name, want := range map[string]string{
@@ -148,11 +151,11 @@ func TestIndexLowestListBitWinsTies(t *testing.T) {
 	}
 }
 
-// One name in many roles: block and OnlyBelow in one list, allow in
+// One name in many roles: block and ScopeBelow in one list, allow in
 // another, an RPZ answer in a third.
 func TestIndexSameNameManyRoles(t *testing.T) {
 	ix := mustIndex(t,
-		[]Rule{{Name: "x.com", OnlyBelow: true, Answer: AnswerNoData}},
+		[]Rule{{Name: "x.com", Scope: ScopeBelow, Answer: AnswerNoData}},
 		[]Rule{{Name: "x.com", Kind: KindAllow}},
 		[]Rule{{Name: "x.com", Answer: AnswerNXDomain}, {Name: "x.com", Answer: AnswerNoData}},
 	)
@@ -217,6 +220,31 @@ func TestIndexRealListAndNoAllocs(t *testing.T) {
 	for _, name := range []string{"v16-webapp.tiktok.com.", "WWW.TikTok.COM.", "nottiktok.com.", "a.b.c.d.e.f.example.org."} {
 		if allocs := testing.AllocsPerRun(100, func() { ix.Lookup(name, m) }); allocs != 0 {
 			t.Errorf("Lookup(%q) allocates %.1f times", name, allocs)
+		}
+	}
+}
+
+// A passthru that stands in one list is found even when a more specific
+// passthru of another list was overridden by that list's exact block.
+func TestIndexPassthruAcrossLevels(t *testing.T) {
+	ix := mustIndex(t,
+		[]Rule{{Name: "a.test", Scope: ScopeBelow, Kind: KindPassthru}},
+		[]Rule{{Name: "b.a.test", Scope: ScopeBelow, Kind: KindPassthru}, {Name: "c.b.a.test", Scope: ScopeExact}},
+	)
+	for _, tc := range []struct {
+		m            Masks
+		name         string
+		block, allow string
+	}{
+		{Masks{Block: 3}, "c.b.a.test", "1:c.b.a.test", "0:*.a.test"},
+		{Masks{Block: 2}, "c.b.a.test", "1:c.b.a.test", "-"},
+		{Masks{Block: 2}, "d.b.a.test", "-", "1:*.b.a.test"},
+		{Masks{Block: 2}, "x.c.b.a.test", "-", "1:*.b.a.test"}, // the exact block covers only its name
+		{Masks{Block: 1}, "a.test", "-", "-"},
+	} {
+		b, a, _ := ix.Lookup(tc.name, tc.m)
+		if hitText(b) != tc.block || hitText(a) != tc.allow {
+			t.Errorf("Lookup(%s, %+v) = %s %s; want %s %s", tc.name, tc.m, hitText(b), hitText(a), tc.block, tc.allow)
 		}
 	}
 }

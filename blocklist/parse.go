@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/netip"
+
+	"github.com/miekg/dns"
 )
 
 // Formats reported in Parsed.Format.
@@ -14,6 +17,7 @@ const (
 	FormatDnsmasq  = "dnsmasq"
 	FormatWildcard = "wildcard"
 	FormatRPZ      = "rpz"
+	FormatCIDR     = "cidr" // networks, for response-IP policy
 )
 
 // maxRejectedKept bounds Parsed.Rejected; RejectedCount has the total.
@@ -21,7 +25,7 @@ const maxRejectedKept = 20
 
 // Parsed is the outcome of reading one source.
 type Parsed struct {
-	Format        string // plain, hosts, adblock, dnsmasq, wildcard, rpz
+	Format        string // plain, hosts, adblock, dnsmasq, wildcard, rpz, cidr
 	Rules         []Rule
 	Rejected      []Rejected // the first few rejected lines
 	RejectedCount int
@@ -29,8 +33,9 @@ type Parsed struct {
 }
 
 // Parse reads one list source in any supported format. The format is
-// detected from the content: RPZ zone files as a whole, the other formats
-// line by line (so a plain list with some "*.name" lines is fine). Bad lines
+// detected from the content: RPZ zone files and CIDR lists as a whole (see
+// looksLikeRPZ and looksLikeCIDRs), the other formats line by line (so a
+// plain list with some "*.name" lines is fine). Bad lines
 // are counted and the first few kept in Rejected; the error is only for
 // input that cannot be read or is not a text list at all.
 func Parse(r io.Reader) (Parsed, error) {
@@ -43,23 +48,39 @@ func Parse(r io.Reader) (Parsed, error) {
 	return p, nil
 }
 
-// ruleSink receives rules as the parser finds them. name is canonical and
-// valid only during the call, so a sink that keeps it must copy it.
+// parsedRule is one rule as the parser hands it to a sink: a name rule, or
+// a response-IP rule when name is nil.
+type parsedRule struct {
+	name   []byte // canonical; valid only during the sink's call
+	prefix netip.Prefix
+	scope  Scope
+	kind   RuleKind
+	answer RuleAnswer
+	record dns.RR // one record of local data; the sink may keep it
+	line   int
+}
+
+// ruleSink receives rules as the parser finds them. A sink that keeps a
+// rule's name must copy it.
 type ruleSink interface {
-	rule(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int)
+	rule(r parsedRule)
 }
 
 // ruleSlice collects rules for Parse.
 type ruleSlice []Rule
 
-func (s *ruleSlice) rule(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
-	*s = append(*s, Rule{Name: string(name), OnlyBelow: onlyBelow, Kind: kind, Answer: answer, Line: line})
+func (s *ruleSlice) rule(r parsedRule) {
+	rule := Rule{Prefix: r.prefix, Scope: r.scope, Kind: r.kind, Answer: r.answer, Record: r.record, Line: r.line}
+	if r.name != nil {
+		rule.Name = string(r.name)
+	}
+	*s = append(*s, rule)
 }
 
 // ruleCounter only counts, for checking new content without keeping it.
 type ruleCounter int
 
-func (n *ruleCounter) rule([]byte, bool, RuleKind, RuleAnswer, int) { *n++ }
+func (n *ruleCounter) rule(parsedRule) { *n++ }
 
 // parseInto is the one parser: it streams each rule to sink and returns the
 // rest of Parsed (Rules stays nil). On error the sink may have seen rules
@@ -67,8 +88,11 @@ func (n *ruleCounter) rule([]byte, bool, RuleKind, RuleAnswer, int) { *n++ }
 func parseInto(r io.Reader, sink ruleSink) (Parsed, error) {
 	lr := newLineReader(r)
 	head, _ := lr.br.Peek(detectWindow)
-	if looksLikeRPZ(head) {
+	switch {
+	case looksLikeRPZ(head):
 		return parseRPZ(lr, sink)
+	case looksLikeCIDRs(head):
+		return parseCIDRs(lr, sink)
 	}
 	return parseLines(lr, sink)
 }
@@ -84,18 +108,19 @@ type collector struct {
 	name      nameBuf
 }
 
-func (c *collector) add(name []byte, onlyBelow bool, kind RuleKind, answer RuleAnswer, line int) {
-	c.sink.rule(name, onlyBelow, kind, answer, line)
-}
-
 // addName validates raw as a rule name and adds it, or rejects the line.
+// "name" covers the name and below, "*.name" only the names below.
 func (c *collector) addName(raw []byte, kind RuleKind, line int, text []byte) {
 	name, below, reason := c.name.ruleName(raw)
 	if reason != "" {
 		c.reject(line, text, reason+": "+readableText(raw))
 		return
 	}
-	c.add(name, below, kind, AnswerDefault, line)
+	scope := ScopeSubtree
+	if below {
+		scope = ScopeBelow
+	}
+	c.sink.rule(parsedRule{name: name, scope: scope, kind: kind, line: line})
 }
 
 func (c *collector) reject(line int, text []byte, reason string) {
@@ -141,30 +166,44 @@ func (c *collector) finish(lines int) (Parsed, error) {
 func parseLines(lr *lineReader, sink ruleSink) (Parsed, error) {
 	c := collector{sink: sink}
 	var counts [numLineFormats]int
+	err := c.eachLine(lr, func(line int, b []byte) error {
+		text := bytes.TrimSpace(b)
+		if len(text) == 0 || isCommentLine(text) {
+			return nil
+		}
+		if c.textLines == 0 && isMarkup(text) {
+			return fmt.Errorf("line %d: an HTML or XML document (%s), %w", line, readableText(text), errNotText)
+		}
+		c.textLines++
+		counts[parseLine(&c, line, text)]++
+		return nil
+	})
+	if err != nil {
+		return Parsed{}, err
+	}
+	c.p.Format = dominantFormat(counts)
+	return c.finish(lr.line)
+}
+
+// eachLine hands fn every line that can be parsed, after reporting
+// over-long and junk lines; it stops at the end of input or the first
+// error, from reading or from fn.
+func (c *collector) eachLine(lr *lineReader, fn func(line int, b []byte) error) error {
 	for {
 		b, st, err := lr.next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return Parsed{}, err
+			return err
 		}
 		if !c.status(st, lr.line, b) {
 			continue
 		}
-		text := bytes.TrimSpace(b)
-		if len(text) == 0 || isCommentLine(text) {
-			continue
+		if err := fn(lr.line, b); err != nil {
+			return err
 		}
-		if c.textLines == 0 && isMarkup(text) {
-			return Parsed{}, fmt.Errorf("line %d: an HTML or XML document (%s), %w", lr.line, readableText(text), errNotText)
-		}
-		c.textLines++
-		f := parseLine(&c, lr.line, text)
-		counts[f]++
 	}
-	c.p.Format = dominantFormat(counts)
-	return c.finish(lr.line)
 }
 
 // isMarkup spots an HTML or XML page where a list was expected, such as
@@ -262,6 +301,10 @@ func parseLine(c *collector, line int, text []byte) lineFormat {
 
 // addPlain adds a plain "name" or wildcard "*.name" entry.
 func addPlain(c *collector, line int, text, entry []byte) lineFormat {
+	if reason := cidrInDomainList(entry); reason != "" {
+		c.reject(line, text, reason)
+		return linePlain
+	}
 	c.addName(entry, KindBlock, line, text)
 	if bytes.HasPrefix(entry, []byte("*.")) {
 		return lineWildcard

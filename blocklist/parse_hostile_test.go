@@ -141,6 +141,9 @@ func FuzzParse(f *testing.F) {
 		"a.com\n", "0.0.0.0 a.com b.com\n", "||a.com^\n@@||b.com^\n", "server=/a.com/b.com/\n",
 		"*.a.com\n", "$ORIGIN z.\n@ SOA a. b. 1 1 1 1 1\na.com CNAME .\n*.b.com CNAME *.\n",
 		"bücher.example\n", "\xef\xbb\xbfa.com\r\n",
+		"192.0.2.0/24\n2001:db8::/32 # x\n10.0.0.1\n",
+		"$ORIGIN z.\n@ SOA a. b. 1 1 1 1 1\n32.1.2.0.192.rpz-ip CNAME .\n48.zz.2643.8d04.2404.rpz-ip CNAME rpz-drop.\n",
+		"$ORIGIN z.\n@ SOA a. b. 1 1 1 1 1\n*.g.com A 192.0.2.1\n AAAA ::1\nw.com CNAME garden.example.\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -150,14 +153,27 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, r := range p.Rules {
-			if reason := indexableName(r.Name); reason != "" {
-				t.Fatalf("rule %q from %q: %s", r.Name, in, reason)
+			switch {
+			case r.IsAddr():
+				if r.Prefix.Masked() != r.Prefix || r.Prefix.Addr().Is4In6() && r.Prefix.Bits() >= 96 || r.Name != "" {
+					t.Fatalf("network rule %+v from %q", r, in)
+				}
+			default:
+				if reason := indexableName(r.Name); reason != "" {
+					t.Fatalf("rule %q from %q: %s", r.Name, in, reason)
+				}
+			}
+			if (r.Answer == AnswerLocal) != (r.Record != nil) {
+				t.Fatalf("rule %+v from %q: local data without records or records without local data", r, in)
 			}
 			if r.Line < 1 || r.Line > p.Lines {
 				t.Fatalf("rule %q from %q has line %d, outside 1..%d", r.Name, in, r.Line, p.Lines)
 			}
 		}
 		if _, err := BuildIndex([][]Rule{p.Rules}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := BuildAddrIndex([][]Rule{p.Rules}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -5,26 +5,33 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 // describeRule renders a rule compactly for table tests: "block a.com",
-// "allow *.a.com", "block a.com nxdomain".
+// "allow *.a.com", "block a.com nxdomain", "pass =a.com" (an exact RPZ
+// trigger), "block 192.0.2.0/24", "block =a.com local-data A 192.0.2.1".
 func describeRule(r Rule) string {
 	kind := "block"
-	if r.Kind == KindAllow {
+	switch r.Kind {
+	case KindAllow:
 		kind = "allow"
+	case KindPassthru:
+		kind = "pass"
 	}
-	name := r.Name
-	if r.OnlyBelow {
-		name = "*." + name
+	name := ruleText(r)
+	if r.Scope == ScopeExact {
+		name = "=" + name
 	}
-	switch r.Answer {
-	case AnswerNXDomain:
-		return kind + " " + name + " nxdomain"
-	case AnswerNoData:
-		return kind + " " + name + " nodata"
+	out := kind + " " + name
+	if r.Answer != AnswerDefault {
+		out += " " + r.Answer.String()
 	}
-	return kind + " " + name
+	if r.Record != nil {
+		out += " " + localRecordsText([]dns.RR{r.Record})
+	}
+	return out
 }
 
 func describeRules(rules []Rule) []string {
@@ -121,7 +128,8 @@ func TestParseHosts(t *testing.T) {
 			rules: []string{"block x.com"}},
 		{name: "bad name after address", in: "0.0.0.0 a.com 1.2.3.4 b..com\n",
 			rules: []string{"block a.com"}, rejected: []string{"1: IP address", "1: empty label"}},
-		{name: "address alone", in: "0.0.0.0\n", rejected: []string{"1: IP address"}},
+		{name: "address alone", in: "0.0.0.0 a.com\n0.0.0.0 b.com\n0.0.0.0\n",
+			rules: []string{"block a.com", "block b.com"}, rejected: []string{"3: IP address"}},
 	})
 }
 

@@ -15,10 +15,14 @@ const maxShownRejected = 5
 type snapshot struct {
 	cfg    Config
 	index  *Index
+	addrs  *AddrIndex // nil when no list has response-IP rules
 	groups groupTable
 	tokens tokenTable
-	lists  []listSnap // by bit number
-	built  time.Time
+	// addrPolicy: some group uses a list with response-IP rules, so answers
+	// must be checked (Engine.HasAddrRules).
+	addrPolicy bool
+	lists      []listSnap // by bit number
+	built      time.Time
 }
 
 // listSnap keeps, per list, the content its index rules came from, so
@@ -70,11 +74,11 @@ func (e *Engine) build(cfg Config, srcs map[string]*source) (*snapshot, error) {
 			size += srcs[p.spec].content.size
 		}
 	}
-	b := newIndexBuilder(lines, size+64)
+	b, addrs := newIndexBuilder(lines, size+64), newAddrBuilder()
 	unguarded := allowOnlySources(cfg)
 	for _, p := range passes {
 		s := srcs[p.spec]
-		sink := &indexSink{b: b, bits: p.bits, src: s}
+		sink := &indexSink{b: b, addrs: addrs, bits: p.bits, src: s}
 		if !unguarded[p.spec] {
 			sink.guard = guard
 		}
@@ -88,7 +92,7 @@ func (e *Engine) build(cfg Config, srcs map[string]*source) (*snapshot, error) {
 		}
 		s.indexed = sink.kept
 	}
-	ix := b.finish()
+	ix, ax := b.finish(), addrs.finish()
 
 	bits := make(map[string]int, len(names))
 	snaps := make([]listSnap, len(names))
@@ -102,8 +106,13 @@ func (e *Engine) build(cfg Config, srcs map[string]*source) (*snapshot, error) {
 			snaps[i].sources = append(snaps[i].sources, sourceSnap{display: s.display, content: s.content})
 		}
 	}
-	e.log.Info("blocklist index built", "lists", len(names), "rules", total, "took", time.Since(start))
-	return &snapshot{cfg: cfg, index: ix, groups: compileGroups(cfg, bits), tokens: compileTokens(cfg), lists: snaps, built: time.Now()}, nil
+	e.log.Info("blocklist index built", "lists", len(names), "rules", total, "networks", ax.Len(), "took", time.Since(start))
+	snap := &snapshot{cfg: cfg, index: ix, addrs: ax, groups: compileGroups(cfg, bits), tokens: compileTokens(cfg), lists: snaps, built: time.Now()}
+	for _, g := range snap.groups.groups {
+		m := g.masks
+		snap.addrPolicy = snap.addrPolicy || (m.Block|m.Allow|m.Monitor)&ax.Lists() != 0
+	}
+	return snap, nil
 }
 
 // allowOnlySources returns the sources whose every list is used only to
@@ -135,8 +144,13 @@ func allowOnlySources(cfg Config) map[string]bool {
 	return out
 }
 
+// ruleText spells a rule as the index names it: "name", "*.name", or the
+// network.
 func ruleText(r Rule) string {
-	if r.OnlyBelow {
+	switch {
+	case r.IsAddr():
+		return r.Prefix.String()
+	case r.Scope == ScopeBelow:
 		return "*." + r.Name
 	}
 	return r.Name

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/dnsward/dnsward/metrics"
 )
 
 // staleTTL is the TTL of answers served past expiry (RFC 8767 suggests 30 s).
@@ -38,32 +36,33 @@ func (r *Resolver) inspectChain(req *request, e *cacheEntry) (Decision, bool) {
 	if r.policy == nil {
 		return Decision{}, false
 	}
+	c := Client{req.client, req.token}
 	for _, target := range e.cnames {
-		d := r.policy.Decide(Client{req.client, req.token}, target)
-		switch d.Action {
-		case ActionBlock:
+		if d := r.policy.Decide(c, target); r.inspected(req, d) {
 			return d, true
-		case ActionMonitor:
-			if !req.ev.Monitored {
-				req.ev.Monitored, req.ev.List, req.ev.Rule = true, d.List, d.Rule
-			}
+		}
+	}
+	// Response-IP policy: an answer pointing into a listed network is
+	// blocked whatever its name, unless the name was an explicit exception.
+	if len(e.addrs) > 0 && !req.excepted {
+		if d := r.policy.DecideAddrs(c, e.addrs); r.inspected(req, d) {
+			return d, true
 		}
 	}
 	return Decision{}, false
 }
 
-// blockedAnswer answers with policy's answer for d and records why.
-func (r *Resolver) blockedAnswer(req *request, d Decision, s *scratch) []byte {
-	b := &req.live.blocking
-	mode := b.mode
-	if d.Answer != "" {
-		mode = d.Answer
+// inspected notes a monitor match on the event and reports a block.
+func (r *Resolver) inspected(req *request, d Decision) bool {
+	switch d.Action {
+	case ActionBlock:
+		return true
+	case ActionMonitor:
+		if !req.ev.Monitored {
+			req.ev.Monitored, req.ev.List, req.ev.Rule = true, d.List, d.Rule
+		}
 	}
-	ev := &req.ev
-	ev.Outcome, ev.Group, ev.List, ev.Rule, ev.Answer, ev.Monitored = metrics.OutcomeBlocked, d.Group, d.List, d.Rule, mode, false
-	out, sec := appendBlocked(s.out[:0], req.pkt, &req.q, mode, b)
-	e := ede{code: edeBlocked, text: [6]string{"blocked by list ", d.List, " (rule ", d.Rule, ") for group ", d.Group}}
-	return s.keep(finishReply(out, &req.q, req.limit, sec, &e))
+	return false
 }
 
 // minimalANY answers ANY per RFC 8482 with one synthesized HINFO record,

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
+	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -47,8 +49,9 @@ func (k cacheKey) owned() cacheKey {
 // is never stored.
 type cacheEntry struct {
 	wire    []byte
-	sec     sections // TTL offsets and section starts in wire
-	cnames  []string // CNAME targets in the answer, for per-client policy checks
+	sec     sections     // TTL offsets and section starts in wire
+	cnames  []string     // CNAME targets in the answer, for per-client policy checks
+	addrs   []netip.Addr // A and AAAA addresses in the answer, for response-IP policy
 	stored  time.Time
 	expires time.Time
 	// prefetched is set once a refresh of this entry has been started
@@ -207,7 +210,24 @@ func newCacheEntry(k cacheKey, msg *dns.Msg) (*cacheEntry, error) {
 	if !ok {
 		return nil, errors.New("packed answer does not parse")
 	}
-	return &cacheEntry{wire: wire, sec: sec, cnames: cnameTargets(msg)}, nil
+	return &cacheEntry{wire: wire, sec: sec, cnames: cnameTargets(msg), addrs: answerAddrs(msg)}, nil
+}
+
+func answerAddrs(m *dns.Msg) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range m.Answer {
+		var ip net.IP
+		switch rr := rr.(type) {
+		case *dns.A:
+			ip = rr.A
+		case *dns.AAAA:
+			ip = rr.AAAA
+		}
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
 }
 
 func cnameTargets(m *dns.Msg) []string {

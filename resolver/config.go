@@ -80,6 +80,14 @@ const (
 	AnswerRefused  = "refused"
 )
 
+// Answers only RPZ rules ask for (never blocking.answer): no reply at all,
+// TC=1 over UDP (resolve normally over TCP), or the rule's own records.
+const (
+	AnswerDrop    = "drop"
+	AnswerTCPOnly = "tcp-only"
+	AnswerLocal   = "local-data"
+)
+
 // DefaultConfig returns the settings used for keys the YAML leaves out.
 func DefaultConfig() Config {
 	return Config{

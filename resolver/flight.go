@@ -45,6 +45,12 @@ type waiter struct {
 	from      origin
 	peer      netip.AddrPort
 	local     netip.AddrPort
+	excepted  bool
+	// via is set when the flight asks for a walled garden's host on
+	// behalf of a local-data rule: the answer is via (the rule's CNAME)
+	// followed by the host's records; rule is that rule, for the EDE.
+	via  dns.RR
+	rule Decision
 }
 
 func newFlights(max int) *flights {
@@ -92,15 +98,20 @@ func (f *flights) land(fl *flight) []*waiter {
 }
 
 // forward sends a miss upstream, or joins the flight already asking.
-// Beyond MaxPending waiting clients it answers SERVFAIL at once: a flood
-// of unique names, or upstreams down, must not pile up memory.
 func (r *Resolver) forward(req *request, s *scratch) bool {
-	w := &waiter{pkt: append([]byte(nil), req.pkt...), client: req.client, token: req.token, transport: req.transport,
-		limit: req.limit, ev: req.ev, from: req.from, peer: req.peer, local: req.local}
+	return r.forwardKey(req, keyOf(&req.q), &waiter{}, s)
+}
+
+// forwardKey puts req on the flight for k. Beyond MaxPending waiting
+// clients it answers SERVFAIL at once: a flood of unique names, or
+// upstreams down, must not pile up memory.
+func (r *Resolver) forwardKey(req *request, k cacheKey, w *waiter, s *scratch) bool {
+	w.pkt, w.client, w.token, w.transport = append([]byte(nil), req.pkt...), req.client, req.token, req.transport
+	w.limit, w.ev, w.from, w.peer, w.local, w.excepted = req.limit, req.ev, req.from, req.peer, req.local, req.excepted
 	if w.from == nil {
 		w.from = &udpOrigin{sock: req.udp, to: req.peer, dst: req.dst, ifindex: req.ifindex}
 	}
-	fl, first, ok := r.flights.join(keyOf(&req.q), w)
+	fl, first, ok := r.flights.join(k, w)
 	if !ok {
 		r.rec.Overloaded()
 		req.ev.Outcome = metrics.OutcomeError
@@ -165,6 +176,8 @@ func (r *Resolver) completed(fl *flight, m *dns.Msg, err error) {
 		req := w.request(s)
 		req.live = live
 		switch {
+		case w.via != nil:
+			req.out = r.answerVia(req, w.via, w.rule, e, now, s)
 		case e != nil:
 			req.ev.Outcome = metrics.OutcomeForwarded
 			req.out = r.answerEntry(req, e, now, false, s)
@@ -196,7 +209,7 @@ func (r *Resolver) staleEntry(k cacheKey, now time.Time, fresh *cacheEntry) *cac
 // request rebuilds the waiter's request from its own packet copy.
 func (w *waiter) request(s *scratch) *request {
 	req := &request{pkt: w.pkt, client: w.client, token: w.token, transport: w.transport, limit: w.limit, ev: w.ev,
-		peer: w.peer, local: w.local}
+		peer: w.peer, local: w.local, excepted: w.excepted}
 	req.q, _ = parseQuery(w.pkt, s.name[:]) // parsed before: it parses again
 	req.ev.QName = string(req.q.qname)
 	return req

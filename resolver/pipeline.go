@@ -167,6 +167,12 @@ func (r *Resolver) applyPolicy(req *request, s *scratch) bool {
 	req.ev.Group, req.ev.TokenID = d.Group, d.TokenID
 	switch d.Action {
 	case ActionBlock:
+		if d.Answer == AnswerTCPOnly && req.transport != TransportUDP {
+			return false // rpz-tcp-only: over a stream it resolves normally
+		}
+		if d.Answer == AnswerLocal && localCNAME(d.Local) != nil {
+			return r.answerLocalCNAME(req, d, s)
+		}
 		req.out = r.blockedAnswer(req, d, s)
 		return true
 	case ActionRefuse:
@@ -175,6 +181,8 @@ func (r *Resolver) applyPolicy(req *request, s *scratch) bool {
 		return true
 	case ActionMonitor:
 		req.ev.Monitored, req.ev.List, req.ev.Rule = true, d.List, d.Rule
+	case ActionAllow:
+		req.excepted = d.List != "" // an allow list or RPZ passthru named the name
 	}
 	return false
 }

@@ -12,13 +12,27 @@ import (
 // except those listed in guests. The real engine is tested end to end in
 // cmd/dnsward; this keeps the resolver's own tests about DNS.
 type suffixPolicy struct {
-	block   map[string]string // suffix → list
-	monitor map[string]string
-	guests  map[netip.Addr]bool
-	answer  string
+	block    map[string]string // suffix → list
+	monitor  map[string]string
+	guests   map[netip.Addr]bool
+	answer   string
+	local    []dns.RR       // with answer AnswerLocal: the rule's records
+	networks []netip.Prefix // answers holding these addresses are blocked
 }
 
 func (p *suffixPolicy) GroupOf(Client) string { return "test" }
+
+// DecideAddrs blocks answers holding an address in p.networks.
+func (p *suffixPolicy) DecideAddrs(c Client, addrs []netip.Addr) Decision {
+	for _, a := range addrs {
+		for _, n := range p.networks {
+			if n.Contains(a) {
+				return Decision{Action: ActionBlock, Group: "test", List: "networks", Rule: n.String()}
+			}
+		}
+	}
+	return Decision{}
+}
 
 func (p *suffixPolicy) Decide(c Client, qname string) Decision {
 	client := c.Addr
@@ -28,7 +42,7 @@ func (p *suffixPolicy) Decide(c Client, qname string) Decision {
 	name := strings.TrimSuffix(strings.ToLower(qname), ".")
 	for {
 		if list, ok := p.block[name]; ok {
-			return Decision{Action: ActionBlock, Group: "gov", List: list, Rule: name, Answer: p.answer}
+			return Decision{Action: ActionBlock, Group: "gov", List: list, Rule: name, Answer: p.answer, Local: p.local}
 		}
 		if list, ok := p.monitor[name]; ok {
 			return Decision{Action: ActionMonitor, Group: "gov", List: list, Rule: name}

@@ -40,6 +40,10 @@ type Decision struct {
 	Rule    string
 	Answer  string
 	TokenID string // the device token that chose the group, as its short hash; "" when the address did
+	// Local is the rule's own records when Answer is AnswerLocal (a CNAME
+	// to a walled garden, or A/AAAA/TXT...), owned by the rule's trigger
+	// name. Shared by every query: never modified.
+	Local []dns.RR
 }
 
 // Client is who asks: the address, and on encrypted transports the
@@ -63,6 +67,10 @@ type Policy interface {
 	// GroupOf is the client's group alone ("" for none), for rate limits
 	// that differ by group; asked before the name is looked at.
 	GroupOf(c Client) string
+	// DecideAddrs judges the A/AAAA addresses of an answer (response-IP
+	// policy): Block or Monitor with Rule naming the network, else Allow.
+	// Fast when no list has networks: it is asked for every answer.
+	DecideAddrs(c Client, addrs []netip.Addr) Decision
 }
 
 // Forwarder sends queries upstream (upstream.Forwarder implements it).

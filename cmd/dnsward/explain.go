@@ -14,7 +14,9 @@ import (
 )
 
 // explainCmd answers "why does this name (not) resolve for this device?"
-// from the config and its lists, without a running server.
+// from the config and its lists, without a running server. An IP address
+// instead of a name is explained as an address in an answer (A/AAAA), as
+// response-IP policy (CIDR lists, RPZ rpz-ip triggers) judges it.
 func explainCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,7 +28,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: dnsward explain [-config FILE] [-client IP] [-token T] [-json] NAME")
+		fmt.Fprintln(stderr, "usage: dnsward explain [-config FILE] [-client IP] [-token T] [-json] NAME|ADDRESS")
 		return 2
 	}
 	addr, err := netip.ParseAddr(*client)
@@ -57,11 +59,15 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 
 // printExplanation lays the decision out for a person reading a terminal.
 func printExplanation(w io.Writer, ex blocklist.Explanation) {
+	what := ex.Name
+	if ex.Type == "address" {
+		what = "answer address " + ex.Name
+	}
 	who := "client " + ex.Client
 	if id := ex.Identity; id != "" && id != who {
 		who = id + " from client " + ex.Client
 	}
-	fmt.Fprintf(w, "%s for %s\n", ex.Name, who)
+	fmt.Fprintf(w, "%s for %s\n", what, who)
 	group := ex.Group
 	if group == "" {
 		group = "(none)"
@@ -82,11 +88,18 @@ func printExplanation(w io.Writer, ex blocklist.Explanation) {
 		fmt.Fprintf(w, "  %s %-8s %-24s %s\n", mark, l.Role, l.List, line)
 	}
 	fmt.Fprintf(w, "  decision: %s — %s\n", strings.ToUpper(ex.Action), ex.Reason)
+	if ex.LocalData != "" {
+		fmt.Fprintf(w, "  answer:   %s\n", ex.LocalData)
+	}
 }
 
 func ruleRef(r *blocklist.RuleRef) string {
-	if r.Source == "" {
-		return "rule " + r.Rule
+	rule := "rule " + r.Rule
+	if r.Covers != "" && r.Covers != "the name and below" {
+		rule += " [" + r.Covers + "]"
 	}
-	return fmt.Sprintf("rule %s (%s line %d)", r.Rule, r.Source, r.Line)
+	if r.Source == "" {
+		return rule
+	}
+	return fmt.Sprintf("%s (%s line %d)", rule, r.Source, r.Line)
 }

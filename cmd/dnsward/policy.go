@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/netip"
+
 	"github.com/dnsward/dnsward/blocklist"
 	"github.com/dnsward/dnsward/metrics"
 	"github.com/dnsward/dnsward/resolver"
@@ -10,19 +12,56 @@ import (
 // package importing the other.
 type policyAdapter struct{ e *blocklist.Engine }
 
+// ruleAnswers maps the answers RPZ rules ask for to the resolver's modes.
 var ruleAnswers = [...]string{
 	blocklist.AnswerDefault:  "",
 	blocklist.AnswerNXDomain: resolver.AnswerNXDomain,
 	blocklist.AnswerNoData:   resolver.AnswerNoData,
+	blocklist.AnswerDrop:     resolver.AnswerDrop,
+	blocklist.AnswerTCPOnly:  resolver.AnswerTCPOnly,
+	blocklist.AnswerLocal:    resolver.AnswerLocal,
 }
 
-func (p policyAdapter) GroupOf(c resolver.Client) string {
-	return p.e.GroupOf(blocklist.Identity{Client: c.Addr, Token: c.Token})
+func identity(c resolver.Client) blocklist.Identity {
+	return blocklist.Identity{Client: c.Addr, Token: c.Token}
 }
+
+func (p policyAdapter) GroupOf(c resolver.Client) string { return p.e.GroupOf(identity(c)) }
 
 func (p policyAdapter) Decide(c resolver.Client, qname string) resolver.Decision {
-	v := p.e.DecideFor(blocklist.Identity{Client: c.Addr, Token: c.Token}, qname)
-	d := resolver.Decision{Group: v.Group, List: v.List, Rule: v.Rule, TokenID: v.TokenID}
+	return decision(p.e.DecideFor(identity(c), qname))
+}
+
+// DecideAddrs judges an answer's addresses: the first blocked one
+// decides, else the first monitored one; allowed when the client's group
+// has no network lists (one atomic load when none has).
+func (p policyAdapter) DecideAddrs(c resolver.Client, addrs []netip.Addr) resolver.Decision {
+	if len(addrs) == 0 || !p.e.HasAddrRules() {
+		return resolver.Decision{}
+	}
+	ap := p.e.AddrPolicy(identity(c))
+	if !ap.Active() {
+		return resolver.Decision{}
+	}
+	var monitored *blocklist.Verdict
+	for _, a := range addrs {
+		switch v := ap.Decide(a); v.Action {
+		case blocklist.Block:
+			return decision(v)
+		case blocklist.Monitor:
+			if monitored == nil {
+				monitored = &v
+			}
+		}
+	}
+	if monitored != nil {
+		return decision(*monitored)
+	}
+	return resolver.Decision{}
+}
+
+func decision(v blocklist.Verdict) resolver.Decision {
+	d := resolver.Decision{Group: v.Group, List: v.List, Rule: v.Rule, TokenID: v.TokenID, Local: v.Local}
 	switch v.Action {
 	case blocklist.Block:
 		d.Action = resolver.ActionBlock
