@@ -102,7 +102,8 @@ func (r *Resolver) forward(req *request, s *scratch) bool {
 	return r.forwardKey(req, keyOf(&req.q), &waiter{}, s)
 }
 
-// forwardKey puts req on the flight for k. Beyond MaxPending waiting
+// forwardKey puts req on the flight for k (req.pending: the answer
+// comes later, to req's origin). Beyond MaxPending waiting
 // clients it answers SERVFAIL at once: a flood of unique names, or
 // upstreams down, must not pile up memory.
 func (r *Resolver) forwardKey(req *request, k cacheKey, w *waiter, s *scratch) bool {
@@ -119,10 +120,11 @@ func (r *Resolver) forwardKey(req *request, k cacheKey, w *waiter, s *scratch) b
 		return true
 	}
 	r.inflight.Add(1) // before asking: the answer may come at once
+	req.pending = true
 	if first {
 		r.ask(fl)
 	}
-	return false
+	return true
 }
 
 // ask sends a flight's question upstream.

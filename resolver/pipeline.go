@@ -49,7 +49,8 @@ func (r *Resolver) serve(req *request, s *scratch) (out []byte, pending bool) {
 	// Upstream: one query however many clients ask; the reply is
 	// inspected, cached and fitted when it comes (see completed).
 	case r.forward(req, s):
-	default:
+	}
+	if req.pending {
 		return nil, true
 	}
 	r.record(req, req.out)

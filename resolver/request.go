@@ -47,6 +47,7 @@ type request struct {
 	ev        metrics.QueryEvent
 	out       []byte // the reply a stage decided on; nil: send nothing
 	silent    bool   // not a query at all (a response, a runt): nothing recorded
+	pending   bool   // waiting on an upstream: the origin gets the reply later
 	excepted  bool   // policy named an exception for the name: its answer's addresses are not judged
 
 	// Where a reply that is not known at once goes: stream listeners

@@ -23,6 +23,7 @@ import (
 type zoneServer struct {
 	addr    string
 	cnames  map[string]string
+	ipv4    map[string]net.IP // names answered with another address than 192.0.2.1
 	queries atomic.Int64
 }
 
@@ -48,7 +49,11 @@ func (z *zoneServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	switch q.Qtype {
 	case dns.TypeA:
 		hdr.Rrtype = dns.TypeA
-		m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(192, 0, 2, 1)})
+		a := net.IPv4(192, 0, 2, 1)
+		if ip, ok := z.ipv4[name]; ok {
+			a = ip
+		}
+		m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a})
 	case dns.TypeAAAA:
 		hdr.Rrtype = dns.TypeAAAA
 		m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.ParseIP("2001:db8::1")})
