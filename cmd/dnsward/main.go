@@ -3,6 +3,7 @@
 //	dnsward [serve] [-config FILE]          run (embedded default config without -config)
 //	dnsward check -config FILE              validate a config and print a summary
 //	dnsward explain [-config FILE] [-client IP] NAME
+//	dnsward health [-admin ADDR] [-dns ADDR -probe NAME]
 //	dnsward version
 package main
 
@@ -35,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkCmd(args, stdout, stderr)
 	case "explain":
 		return explainCmd(args, stdout, stderr)
+	case "health":
+		return healthCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "dnsward", versionString(), runtime.Version())
 		return 0
@@ -50,6 +53,7 @@ const usage = `usage:
   dnsward [serve] [-config FILE]                       run the resolver (embedded default config without -config)
   dnsward check -config FILE                           validate a config file and print a summary
   dnsward explain [-config FILE] [-client IP] NAME     say which group, list and rule decide NAME
+  dnsward health [-admin ADDR] [-dns ADDR -probe NAME] exit 0 if /healthz answers (and NAME resolves)
   dnsward version                                      print the version
 `
 
