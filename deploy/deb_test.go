@@ -31,10 +31,7 @@ func TestDebPackage(t *testing.T) {
 	}
 	_, userErr := user.Lookup("dnsward")
 	userExisted := userErr == nil
-	root := repoRoot(t)
-	out := t.TempDir()
-	runCmd(t, 10*time.Minute, root, "deploy/deb.sh", out, debVersion)
-	deb := filepath.Join(out, fmt.Sprintf("dnsward_%s_%s.deb", debVersion, goEnv(t, "GOARCH")))
+	deb := buildDeb(t)
 
 	t.Run("lintian", func(t *testing.T) { lintDeb(t, deb) })
 
@@ -58,6 +55,14 @@ func TestDebPackage(t *testing.T) {
 
 	runCmd(t, 2*time.Minute, "", "dpkg", "--purge", "dnsward")
 	checkPurged(t)
+}
+
+// buildDeb runs deploy/deb.sh and returns the package's path.
+func buildDeb(t *testing.T) string {
+	t.Helper()
+	out := t.TempDir()
+	runCmd(t, 10*time.Minute, repoRoot(t), "deploy/deb.sh", out, debVersion)
+	return filepath.Join(out, fmt.Sprintf("dnsward_%s_%s.deb", debVersion, goEnv(t, "GOARCH")))
 }
 
 func goEnv(t *testing.T, key string) string {
