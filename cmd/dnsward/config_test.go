@@ -34,23 +34,25 @@ func TestShippedConfigsAreValid(t *testing.T) {
 	}
 }
 
-// TestDockerConfigIsValid parses docker/dnsward.yaml with its token file
-// (a compose secret at run time) pointed at a temporary one.
+// TestDockerConfigIsValid parses docker/compose-dnsward.yaml with its
+// token file (a compose secret at run time) pointed at a temporary one;
+// the image's own docker/dnsward.yaml is checked inside the image by the
+// deploy tests.
 func TestDockerConfigIsValid(t *testing.T) {
-	data, err := os.ReadFile("../../docker/dnsward.yaml")
+	data, err := os.ReadFile("../../docker/compose-dnsward.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const secret = "/run/secrets/dnsward_admin_token"
 	if !strings.Contains(string(data), secret) {
-		t.Fatalf("docker/dnsward.yaml no longer reads %s; update this test", secret)
+		t.Fatalf("docker/compose-dnsward.yaml no longer reads %s; update this test", secret)
 	}
 	tok := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tok, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data = []byte(strings.ReplaceAll(string(data), secret, tok))
-	if _, err := parseConfig(data, "docker/dnsward.yaml", []string{testResolvConf(t)}); err != nil {
+	if _, err := parseConfig(data, "docker/compose-dnsward.yaml", []string{testResolvConf(t)}); err != nil {
 		t.Fatal(err)
 	}
 }

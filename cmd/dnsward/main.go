@@ -2,8 +2,9 @@
 //
 //	dnsward [serve] [-config FILE]          run (embedded default config without -config)
 //	dnsward check -config FILE              validate a config and print a summary
-//	dnsward explain [-config FILE] [-client IP] [-token T] NAME
+//	dnsward explain [-config FILE] [-client IP] [-token T] NAME|ADDRESS
 //	dnsward profile -config FILE -group NAME -format mobileconfig|android|windows [-token T]
+//	dnsward health [-admin ADDR] [-dns ADDR -probe NAME]
 //	dnsward version
 package main
 
@@ -38,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explainCmd(args, stdout, stderr)
 	case "profile":
 		return profileCmd(args, stdout, stderr)
+	case "health":
+		return healthCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "dnsward", versionString(), runtime.Version())
 		return 0
@@ -56,6 +59,7 @@ const usage = `usage:
                                                        say which group, list and rule decide NAME
   dnsward profile -config FILE -group NAME -format mobileconfig|android|windows [-token T]
                                                        print what an MDM needs to give devices the group's encrypted DNS
+  dnsward health [-admin ADDR] [-dns ADDR -probe NAME] exit 0 if /healthz answers (and NAME resolves)
   dnsward version                                      print the version
 `
 

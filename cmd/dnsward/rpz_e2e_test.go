@@ -73,9 +73,9 @@ func TestRPZActionsEndToEnd(t *testing.T) {
 		{"nodata.test.", dns.TypeA, want{dns.RcodeSuccess, ""}},
 		{"page.test.", dns.TypeA, want{dns.RcodeSuccess, "192.0.2.80"}},
 		{"page.test.", dns.TypeTXT, want{dns.RcodeSuccess, `"blocked by policy"`}},
-		{"page.test.", dns.TypeAAAA, want{dns.RcodeSuccess, ""}},       // local data has no AAAA: NODATA
+		{"page.test.", dns.TypeAAAA, want{dns.RcodeSuccess, ""}},               // local data has no AAAA: NODATA
 		{"garden.test.", dns.TypeA, want{dns.RcodeSuccess, "walled.example."}}, // then the garden's address
-		{"cdn.example.", dns.TypeA, want{dns.RcodeNameError, ""}},      // response-IP: 71.18.3.4 is listed
+		{"cdn.example.", dns.TypeA, want{dns.RcodeNameError, ""}},              // response-IP: 71.18.3.4 is listed
 	} {
 		m := query(t, "127.0.0.1", addr, tc.name, tc.qtype)
 		got := want{rcode: m.Rcode}

@@ -70,6 +70,7 @@ func serve(ctx context.Context, cfg *fileConfig, log *slog.Logger, hup <-chan os
 	if err != nil {
 		return err
 	}
+	sdNotify(log, "READY=1")
 	log.Info("dnsward started", "version", versionString(), "listen", cfg.Resolver.Listen,
 		"upstreams", cfg.Upstream.Servers, "admin", cfg.Admin.Listen, "config", configName(cfg))
 	return a.run(ctx, hup)
@@ -174,6 +175,7 @@ func blocklistOptions(cfg *fileConfig, log *slog.Logger, rec *metrics.Recorder) 
 // serving: lists, groups, blocking answers, access control. A config that
 // does not load leaves everything as it was.
 func (a *app) reload(ctx context.Context) error {
+	defer notifyReload(a.log)()
 	if err := a.audit.Reopen(); err != nil { // lets logrotate-style tools move the file
 		a.log.Error("reopening the audit log failed", "err", err)
 	}
@@ -215,6 +217,7 @@ func (a *app) applyConfigFile(ctx context.Context) error {
 }
 
 func (a *app) shutdown() error {
+	sdNotify(a.log, "STOPPING=1")
 	a.log.Info("shutting down: finishing queries in flight")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
