@@ -19,6 +19,7 @@ const (
 	sourceFile sourceKind = iota
 	sourceBuiltin
 	sourceURL
+	sourceXFR // axfr://PRIMARY:PORT/ZONE, see source_xfr.go
 	sourceBadScheme
 )
 
@@ -29,6 +30,8 @@ func sourceKindOf(src string) sourceKind {
 		return sourceBuiltin
 	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
 		return sourceURL
+	case strings.HasPrefix(lower, xfrScheme):
+		return sourceXFR
 	case strings.Contains(src, "://"):
 		return sourceBadScheme
 	default:
@@ -82,6 +85,8 @@ type source struct {
 	refresh            time.Duration // url: refetch interval
 	nextFetch          time.Time     // url: when Run fetches it next
 	failures           int           // url: consecutive failures, for retry backoff
+
+	xfr *xfrState // axfr: serial, timers, transfer counts (source_xfr.go)
 }
 
 func newSource(spec, baseDir string) *source {
@@ -105,6 +110,7 @@ type fetched struct {
 	etag        string
 	modified    string
 	stamp       fileStamp
+	zone        *zoneResult // axfr: what the transfer was
 }
 
 // update reads the source once and, when the new content is acceptable, makes
@@ -116,7 +122,7 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error
 	// against that copy instead of replacing it.
 	var savedAt time.Time
 	fromDisk := false
-	if s.kind == sourceURL && !s.haveContent {
+	if (s.kind == sourceURL || s.kind == sourceXFR) && !s.haveContent {
 		savedAt, fromDisk = e.loadDiskCopy(s)
 	}
 	now := time.Now()
@@ -134,6 +140,8 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error
 		s.stamp = f.stamp
 	case sourceURL:
 		f, err = e.fetchURL(ctx, s)
+	case sourceXFR:
+		f, err = e.fetchXFR(ctx, s)
 	default:
 		err = fmt.Errorf("unsupported source")
 	}
@@ -141,6 +149,9 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error
 		changed, err = e.accept(s, f)
 	}
 	changed = changed || fromDisk
+	if s.kind == sourceXFR {
+		changed, err = e.xfrDone(s, f, changed, err)
+	}
 	if err != nil {
 		s.failures++
 		s.lastErr = err.Error()
@@ -202,7 +213,7 @@ func (e *Engine) accept(s *source, f fetched) (bool, error) {
 		// First content with nothing usable: nothing to keep instead, but say so.
 		s.outcome = fmt.Sprintf("loaded, but no usable rules (%d lines, %d rejected)", p.Lines, p.RejectedCount)
 	}
-	if s.kind == sourceURL {
+	if s.kind == sourceURL || s.kind == sourceXFR {
 		e.saveDiskCopy(s, f.body)
 	}
 	e.log.Info("blocklist source loaded", "source", s.display, "format", p.Format, "rules", n, "rejected", p.RejectedCount)
