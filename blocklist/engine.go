@@ -169,6 +169,7 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-t.C:
 			e.poll(ctx, "")
 		case spec := <-e.wake:
+			e.takeWake(spec)
 			e.poll(ctx, spec)
 		}
 	}

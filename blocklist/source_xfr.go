@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -13,8 +14,9 @@ import (
 type xfrConf struct {
 	spec         string
 	src          xfrSource
-	key          *TSIGKey // nil: unsigned
-	dropOnExpire bool     // every list using it says on_expire: drop
+	key          *TSIGKey    // nil: unsigned
+	dropOnExpire bool        // every list using it says on_expire: drop
+	queued       atomic.Bool // a NOTIFY refresh is waiting in Engine.wake
 }
 
 // xfrTable is the configured zones, for transfers and for NOTIFY (read

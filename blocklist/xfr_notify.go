@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"bytes"
 	"net/netip"
 	"time"
 
@@ -8,8 +9,15 @@ import (
 )
 
 // wakeQueue bounds zones waiting for a NOTIFY-triggered refresh; a zone
-// already waiting needs no second entry.
+// already waiting gets no second entry.
 const wakeQueue = 64
+
+// takeWake is Run's side of the queue: the zone may be queued again.
+func (e *Engine) takeWake(spec string) {
+	if t := e.xfr.Load(); t != nil && t.bySpec[spec] != nil {
+		t.bySpec[spec].queued.Store(false)
+	}
+}
 
 // HandleNotify answers a DNS NOTIFY (RFC 1996) for an axfr:// zone and,
 // when it is accepted, makes Run refresh that zone at once (SOA check,
@@ -54,9 +62,12 @@ func (e *Engine) HandleNotify(msg []byte, from netip.Addr) []byte {
 			"rcode", dns.RcodeToString[rcode], "tsig_error", dns.RcodeToString[int(tsigErr)])
 		return e.notifyTSIGError(req, rcode, tsigErr, conf)
 	}
-	select {
-	case e.wake <- conf.spec:
-	default: // a refresh is already queued
+	if conf.queued.CompareAndSwap(false, true) {
+		select {
+		case e.wake <- conf.spec:
+		default: // full: dozens of zones are waiting; Run gets to them
+			conf.queued.Store(false)
+		}
 	}
 	e.log.Info("blocklist: NOTIFY accepted; refreshing", "zone", zone, "from", from)
 	mac := ""
@@ -78,7 +89,8 @@ func (e *Engine) checkNotifyTSIG(req *dns.Msg, raw []byte, conf *xfrConf) (rcode
 		dns.CanonicalName(t.Algorithm) != conf.key.Algorithm:
 		return dns.RcodeNotAuth, dns.RcodeBadKey, false
 	}
-	switch err := dns.TsigVerify(raw, conf.key.Secret, "", false); err {
+	// TsigVerify rewrites the buffer it checks; the caller's stays intact.
+	switch err := dns.TsigVerify(bytes.Clone(raw), conf.key.Secret, "", false); err {
 	case nil:
 		return 0, 0, true
 	case dns.ErrTime:
