@@ -47,7 +47,15 @@ type Server struct {
 
 type servedZone struct {
 	zone
-	cur atomic.Pointer[version]
+	cur                  atomic.Pointer[version]
+	axfr, ixfr, ixfrFull atomic.Uint64 // transfers served
+}
+
+// TransferCounts are the transfers a zone served since start.
+type TransferCounts struct {
+	AXFR     uint64 `json:"axfr"`
+	IXFR     uint64 `json:"ixfr"`      // incremental
+	IXFRFull uint64 `json:"ixfr_full"` // IXFR answered with the whole zone (serial too old)
 }
 
 // ZoneStatus is one served zone, for status pages and metrics.
@@ -58,6 +66,8 @@ type ZoneStatus struct {
 	Records int       `json:"records"`
 	Journal int       `json:"journal_versions"` // serials IXFR can start from
 	Built   time.Time `json:"built"`
+	// Transfers are those served since start.
+	Transfers TransferCounts `json:"transfers"`
 }
 
 // New checks cfg (already validated) and prepares the server; Start binds it.
@@ -192,7 +202,7 @@ func (s *Server) refresh(now time.Time) []*servedZone {
 }
 
 func (z *servedZone) status() ZoneStatus {
-	st := ZoneStatus{Zone: z.name, Group: z.group}
+	st := ZoneStatus{Zone: z.name, Group: z.group, Transfers: TransferCounts{AXFR: z.axfr.Load(), IXFR: z.ixfr.Load(), IXFRFull: z.ixfrFull.Load()}}
 	if v := z.cur.Load(); v != nil {
 		st.Serial, st.Records, st.Journal, st.Built = v.serial, v.records, len(v.journal), v.built
 	}

@@ -2,6 +2,7 @@ package rpzprimary
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -55,7 +56,7 @@ func (s *Server) sendAXFR(w dns.ResponseWriter, r *dns.Msg, z *servedZone, v *ve
 	start := time.Now()
 	x := &xfrWriter{w: w, r: r}
 	s.writeFull(x, z, v)
-	s.logTransfer("AXFR", z, v, from, x, start)
+	s.logTransfer("AXFR", z, v, from, x, start, &z.axfr)
 }
 
 func (s *Server) writeFull(x *xfrWriter, z *servedZone, v *version) {
@@ -85,11 +86,12 @@ func (s *Server) sendIXFR(w dns.ResponseWriter, r *dns.Msg, z *servedZone, v *ve
 		s.reply(w, r, m.SetReply(r), dns.RcodeFormatError, true) // IXFR needs the client's SOA
 		return
 	case have == v.serial || int32(have-v.serial) > 0:
-		x.add(z.soa(v.serial))
+		x.add(z.soa(v.serial)) // up to date
 		x.flush()
+		return
 	case deltas == nil:
 		s.writeFull(x, z, v)
-		s.logTransfer("IXFR (full zone: serial not in the journal)", z, v, from, x, start)
+		s.logTransfer("IXFR (full zone: serial not in the journal)", z, v, from, x, start, &z.ixfrFull)
 		return
 	default:
 		x.add(z.soa(v.serial))
@@ -102,7 +104,7 @@ func (s *Server) sendIXFR(w dns.ResponseWriter, r *dns.Msg, z *servedZone, v *ve
 		x.add(z.soa(v.serial))
 		x.flush()
 	}
-	s.logTransfer("IXFR", z, v, from, x, start)
+	s.logTransfer("IXFR", z, v, from, x, start, &z.ixfr)
 }
 
 func clientSerial(r *dns.Msg) (uint32, bool) {
@@ -114,11 +116,12 @@ func clientSerial(r *dns.Msg) (uint32, bool) {
 	return 0, false
 }
 
-func (s *Server) logTransfer(kind string, z *servedZone, v *version, from netip.Addr, x *xfrWriter, start time.Time) {
+func (s *Server) logTransfer(kind string, z *servedZone, v *version, from netip.Addr, x *xfrWriter, start time.Time, n *atomic.Uint64) {
 	if x.err != nil {
 		s.log.Warn("rpz primary: transfer out failed", "type", kind, "zone", z.name, "client", from, "serial", v.serial, "error", x.err)
 		return
 	}
+	n.Add(1)
 	s.log.Info("rpz primary: transfer out", "type", kind, "zone", z.name, "client", from, "serial", v.serial,
 		"records", x.sent, "messages", x.msgs, "took", time.Since(start).Round(time.Millisecond))
 }
