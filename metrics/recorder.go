@@ -37,6 +37,7 @@ type Recorder struct {
 	monitored *prometheus.CounterVec
 	upstreams *upstreamMetrics
 	lists     *listMetrics
+	zones     *zoneCollector
 
 	groups     *seriesMap[*groupSeries]
 	listLabels *labelSet
@@ -117,12 +118,14 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	}, func() float64 { return float64(r.dnstap.Dropped()) })
 	r.upstreams = newUpstreamMetrics()
 	r.lists = newListMetrics()
+	r.zones = newZoneCollector(r.listLabels)
 
 	cs := []prometheus.Collector{r.queries, r.blocked, r.monitored, responses, duration,
 		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped, dnstapDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	cs = append(cs, r.upstreams.collectors()...)
 	cs = append(cs, r.lists.collectors()...)
+	cs = append(cs, r.zones)
 	var errs []error
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

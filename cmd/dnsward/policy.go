@@ -35,4 +35,5 @@ func (p policyAdapter) Decide(client netip.Addr, qname string) resolver.Decision
 
 func recordList(rec *metrics.Recorder, s blocklist.ListStatus) {
 	rec.ListUpdated(s.Name, s.Rules, s.Rejected, s.OK, s.LastReload)
+	recordZone(rec, s)
 }
