@@ -30,6 +30,8 @@ type knotPrimary struct {
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	mu   *sync.Mutex
+	// zoneFile, when set, writes the first zone file instead of names.
+	zoneFile func(path string)
 }
 
 // findProgram looks in PATH and the sbin directories a non-root PATH may miss.
@@ -72,10 +74,15 @@ func freePort(t testing.TB) int {
 // startKnot writes a config and a zone with names, and starts knotd.
 // notify are the addresses knotd sends NOTIFY to, signed with the key.
 func startKnot(t testing.TB, zone string, names []string, notify []string) *knotPrimary {
+	return startKnotWith(t, zone, names, notify, nil)
+}
+
+// startKnotWith is startKnot with a function writing a big zone file.
+func startKnotWith(t testing.TB, zone string, names []string, notify []string, zoneFile func(path string)) *knotPrimary {
 	t.Helper()
 	bin := findProgram(t, "knotd", "knot")
 	findProgram(t, "knotc", "knot")
-	k := &knotPrimary{t: t, dir: t.TempDir(), zone: zone, log: new(bytes.Buffer), mu: new(sync.Mutex)}
+	k := &knotPrimary{t: t, dir: t.TempDir(), zone: zone, log: new(bytes.Buffer), mu: new(sync.Mutex), zoneFile: zoneFile}
 	k.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	k.writeZone(1, names)
 	var remotes, notifyIDs []string
@@ -109,7 +116,9 @@ remote:
   - id: default
     storage: %[1]s
     zonefile-sync: -1
+    zonefile-load: difference
     journal-content: changes
+    journal-max-usage: 1G
 zone:
   - domain: %[5]s
     file: %[5]s.zone
@@ -130,7 +139,11 @@ zone:
 			t.Logf("knotd log:\n%s", k.logText())
 		}
 	})
-	k.waitServing(1)
+	within := 10 * time.Second
+	if zoneFile != nil {
+		within = 5 * time.Minute // a big zone takes knotd a while to load
+	}
+	k.waitServing(1, within)
 	return k
 }
 
@@ -162,6 +175,10 @@ func (k *knotPrimary) logText() string {
 }
 
 func (k *knotPrimary) writeZone(serial int, names []string) {
+	if names == nil && k.zoneFile != nil {
+		k.zoneFile(filepath.Join(k.dir, k.zone+".zone"))
+		return
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "$ORIGIN %s.\n$TTL 60\n@ SOA ns.%s. admin.%s. %d 3600 60 604800 60\n@ NS localhost.\n", k.zone, k.zone, k.zone, serial)
 	for _, n := range names {
@@ -173,12 +190,12 @@ func (k *knotPrimary) writeZone(serial int, names []string) {
 func (k *knotPrimary) source() string { return "axfr://" + k.addr + "/" + k.zone }
 
 // waitServing waits until knotd answers the zone's SOA with serial.
-func (k *knotPrimary) waitServing(serial uint32) {
+func (k *knotPrimary) waitServing(serial uint32, within time.Duration) {
 	k.t.Helper()
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
 	m := new(dns.Msg)
 	m.SetQuestion(k.zone+".", dns.TypeSOA)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		if r, _, err := c.Exchange(m, k.addr); err == nil && len(r.Answer) > 0 {
 			if soa, ok := r.Answer[0].(*dns.SOA); ok && soa.Serial == serial {
@@ -187,7 +204,7 @@ func (k *knotPrimary) waitServing(serial uint32) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	k.t.Fatalf("knotd did not serve %s serial %d within 10 s; log:\n%s", k.zone, serial, k.logText())
+	k.t.Fatalf("knotd did not serve %s serial %d within %s; log:\n%s", k.zone, serial, within, k.logText())
 }
 
 // knotc runs one control command.

@@ -139,7 +139,8 @@ func (e *Engine) fetchXFR(ctx context.Context, s *source) (fetched, error) {
 	if res.text == nil {
 		return fetched{notModified: true, zone: &zoneResult{soa: st.soa}}, nil
 	}
-	return fetched{body: res.text.buf.Bytes(), zone: res}, nil
+	content := res.text.content()
+	return fetched{packed: &content, zone: res}, nil
 }
 
 // restore takes the serial from a saved copy's SOA line, and its file
@@ -165,12 +166,10 @@ func (e *Engine) xfrDone(s *source, f fetched, changed bool, err error) (bool, e
 	}
 	if err == nil {
 		if z := f.zone; z != nil && z.text != nil {
-			newSerial := st.soa == nil || z.soa.Serial != st.soa.Serial
+			// A new serial always changes the text (its SOA line), so
+			// accept saved the copy with it.
 			st.soa, st.records = z.soa, z.text.records
 			st.lastTransfer, st.lastTransferAt = z.kind, now
-			if !changed && newSerial {
-				e.saveDiskCopy(s, f.body) // same records, new serial: keep the copy's SOA current
-			}
 		} else if path := e.diskCopyPath(s); path != "" {
 			_ = os.Chtimes(path, now, now) // the file time is the last contact, for expiry after a restart
 		}

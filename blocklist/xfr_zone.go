@@ -2,7 +2,6 @@ package blocklist
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -15,16 +14,19 @@ import (
 // RPZ file or URL, the packed text is the last good copy, and the saved
 // copy carries its own serial and timers in that first line.
 
-// zoneText accumulates a zone's records as text.
+// zoneText accumulates a zone's records as text, packed as it goes: a
+// 1.5M-record zone is ~80 MB of text but ~25 MB packed, and only the
+// packed form is ever whole in memory.
 type zoneText struct {
-	buf     bytes.Buffer
+	pack    *contentPacker
+	stage   []byte // lines not yet packed
 	records int
 }
 
+const zoneStage = 64 << 10
+
 func newZoneText(sizeHint int) *zoneText {
-	z := &zoneText{}
-	z.buf.Grow(sizeHint)
-	return z
+	return &zoneText{pack: newContentPacker(sizeHint), stage: make([]byte, 0, zoneStage)}
 }
 
 // add appends one record, owner lower-cased so lines compare by key.
@@ -35,23 +37,30 @@ func (z *zoneText) add(rr dns.RR) error {
 	if strings.ContainsAny(line, "\n\r") {
 		return fmt.Errorf("record of %s spans lines", h.Name)
 	}
-	z.buf.WriteString(line)
-	z.buf.WriteByte('\n')
+	return z.addLine([]byte(line))
+}
+
+func (z *zoneText) addLine(line []byte) error {
+	if len(z.stage)+len(line)+1 > cap(z.stage) {
+		z.flush()
+	}
+	z.stage = append(append(z.stage, line...), '\n')
 	z.records++
-	if z.buf.Len() > maxSourceBytes {
+	if z.pack.size+len(z.stage) > maxSourceBytes {
 		return fmt.Errorf("zone larger than %d MiB", maxSourceBytes>>20)
 	}
 	return nil
 }
 
-func (z *zoneText) addLine(line []byte) error {
-	z.buf.Write(line)
-	z.buf.WriteByte('\n')
-	z.records++
-	if z.buf.Len() > maxSourceBytes {
-		return fmt.Errorf("zone larger than %d MiB", maxSourceBytes>>20)
-	}
-	return nil
+func (z *zoneText) flush() {
+	z.pack.Write(z.stage)
+	z.stage = z.stage[:0]
+}
+
+// content finishes the text; the zoneText is done with after it.
+func (z *zoneText) content() packedContent {
+	z.flush()
+	return z.pack.finish()
 }
 
 // recordKey identifies a record regardless of its TTL and case: IXFR
