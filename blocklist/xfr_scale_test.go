@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -72,14 +71,6 @@ func (p *peakSampler) finish() uint64 {
 // resetPeakRSS makes /proc/self/status's VmHWM start again from the
 // current RSS, so it measures only what follows.
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// cpuTime is the process's user+system CPU time: on a shared machine it
-// says more than the wall clock.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func peakRSS() string {
 	b, err := os.ReadFile("/proc/self/status")
