@@ -39,7 +39,7 @@ type PolicyName struct {
 // GroupPolicy returns the policy of group as rule names, sorted by name,
 // and the policy version it was read from (see PolicyVersion). Names that
 // no block or allow list of the group covers are left out; monitor lists
-// block nothing, so they are left out too. It walks the whole index: call
+// block nothing, so only their exceptions count. It walks the whole index: call
 // it when the version changed, not per query.
 func (e *Engine) GroupPolicy(group string) ([]PolicyName, uint64, error) {
 	version, _ := e.watch.current()
@@ -48,10 +48,11 @@ func (e *Engine) GroupPolicy(group string) ([]PolicyName, uint64, error) {
 	if gi < 0 {
 		return nil, version, fmt.Errorf("group %q is not defined (defined: %s)", group, quoteList(groupOrder(s.cfg.Groups)))
 	}
+	// Monitor lists are looked up too: their exceptions allow, as in
+	// Decide; their block rules are not exported (effectOf ignores them).
 	m := s.groups.groups[gi].masks
-	m.Monitor = 0
 	var out []PolicyName
-	s.index.eachName(m.Block|m.Allow, func(name string) {
+	s.index.eachName(m.Block|m.Allow|m.Monitor, func(name string) {
 		pn := PolicyName{Name: name, Self: effectOf(s.index, name, m), Below: effectOf(s.index, "*."+name, m)}
 		if pn.Self != EffectNone || pn.Below != EffectNone {
 			out = append(out, pn)

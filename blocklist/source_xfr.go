@@ -59,7 +59,7 @@ func newXFRTable(cfg Config, baseDir string) (*xfrTable, error) {
 type xfrState struct {
 	soa            *dns.SOA // of the content in use; nil: none yet
 	records        int
-	lastContact    time.Time // the primary last answered (SOA check or transfer)
+	lastContact    time.Time // the last refresh that succeeded (copy current or transferred)
 	lastTransfer   string    // "axfr" or "ixfr"
 	lastTransferAt time.Time
 	expired        bool
@@ -109,7 +109,6 @@ func (e *Engine) fetchXFR(ctx context.Context, s *source) (fetched, error) {
 	if err != nil {
 		return fetched{}, err
 	}
-	st.lastContact = time.Now()
 	if st.soa != nil && s.haveContent && !serialNewer(soa.Serial, st.soa.Serial) {
 		if soa.Serial != st.soa.Serial {
 			e.log.Warn("blocklist: primary's zone serial is behind ours (RFC 1982); not transferring",
@@ -173,7 +172,7 @@ func (e *Engine) xfrDone(s *source, f fetched, changed bool, err error) (bool, e
 		} else if path := e.diskCopyPath(s); path != "" {
 			_ = os.Chtimes(path, now, now) // the file time is the last contact, for expiry after a restart
 		}
-		st.expired = false
+		st.expired, st.lastContact = false, now
 		s.nextFetch = now.Add(soaTimer(st.soa, func(x *dns.SOA) uint32 { return x.Refresh }, time.Hour))
 		return changed, nil
 	}

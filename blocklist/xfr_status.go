@@ -18,8 +18,8 @@ type ZoneStatus struct {
 	// LastTransfer is "axfr" or "ixfr": how the copy in use arrived.
 	LastTransfer   string    `json:"last_transfer,omitempty"`
 	LastTransferAt time.Time `json:"last_transfer_at,omitzero"`
-	// LastContact is when the primary last answered a refresh (SOA check
-	// or transfer); expiry counts from it.
+	// LastContact is when a refresh last succeeded (the primary's serial
+	// matched ours, or a transfer was accepted); expiry counts from it.
 	LastContact time.Time `json:"last_contact,omitzero"`
 	NextRefresh time.Time `json:"next_refresh,omitzero"`
 	ExpiresAt   time.Time `json:"expires_at,omitzero"`

@@ -39,6 +39,10 @@ func (s *Server) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	v := z.cur.Load()
+	if v == nil { // cannot happen: Start builds every zone first
+		s.reply(w, r, m, dns.RcodeServerFailure, true)
+		return
+	}
 	m.Authoritative = true
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
 	switch {

@@ -107,6 +107,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 // each listen address, and follows policy changes until Shutdown.
 func (s *Server) Start() error {
 	s.refresh(time.Now())
+	for _, z := range s.zones {
+		if z.cur.Load() == nil {
+			return fmt.Errorf("rpz_primary: zone %s: group %q has no policy to publish", z.name, z.group)
+		}
+	}
 	secrets := map[string]string{s.opts.Key.Name: s.opts.Key.Secret}
 	for _, addr := range s.cfg.Listen {
 		for _, network := range []string{"udp", "tcp"} {
