@@ -32,7 +32,7 @@ func TestGroupPolicyMatchesDecide(t *testing.T) {
 		{"tiktok.com", EffectBlock, EffectBlock},
 		{"below.example", EffectNone, EffectBlock},
 		{"live.tiktok.com", EffectAllow, EffectAllow},
-		{"ok.tiktok.com", EffectAllow, EffectAllow}, // a monitor list's exception allows, as in Decide
+		{"ok.tiktok.com", EffectAllow, EffectAllow},    // a monitor list's exception allows, as in Decide
 		{"ads.safe.example", EffectAllow, EffectAllow}, // under an allowed name: allow beats block
 		{"safe.example", EffectAllow, EffectAllow},
 	} {
