@@ -2,6 +2,7 @@ package blocklist
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -195,4 +196,50 @@ func notifyMsg(t testing.TB, zone, secret string) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestXFRMultiStepIXFR: two versions behind, the primary sends two
+// difference sequences; a name added then removed ends up absent.
+func TestXFRMultiStepIXFR(t *testing.T) {
+	p := startTestPrimary(t, "rpz.test", false, "bad.example", "gone.example")
+	e := newEngine(t, xfrConfig(p.source(), false), Options{})
+	p.publish("bad.example", "brief.example", "kept.example")
+	p.publish("bad.example", "kept.example", "late.example")
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]Action{"bad.example": Block, "kept.example": Block, "late.example": Block,
+		"brief.example": Allow, "gone.example": Allow} {
+		if got := e.Decide(addr("10.0.0.1"), name).Action; got != want {
+			t.Errorf("%s: %s; want %s", name, actionName(got), actionName(want))
+		}
+	}
+	if z := zoneOf(t, e, "rpz"); z.Serial != 3 || z.LastTransfer != "ixfr" || z.Records != 5 {
+		t.Errorf("zone %+v; want serial 3 by IXFR with 5 records (SOA, NS, 3 CNAME)", z)
+	}
+}
+
+func BenchmarkApplyDiff1M5(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("rpz.test.\t60\tIN\tSOA\tns.rpz.test. admin.rpz.test. 1 3600 60 604800 60\n")
+	for i := range 1_500_000 {
+		fmt.Fprintf(&sb, "host%07d.threat.example.rpz.test.\t60\tIN\tCNAME\t.\n", i)
+	}
+	old := packContent([]byte(sb.String()))
+	d := newZoneDiff()
+	for i := range 500 {
+		rr, _ := dns.NewRR(fmt.Sprintf("host%07d.threat.example.rpz.test. 60 IN CNAME .", i))
+		d.del(rr)
+		rr, _ = dns.NewRR(fmt.Sprintf("new%07d.threat.example.rpz.test. 60 IN CNAME .", i))
+		d.add(rr)
+	}
+	soa, _ := dns.NewRR("rpz.test. 60 IN SOA ns.rpz.test. admin.rpz.test. 2 3600 60 604800 60")
+	b.ResetTimer()
+	for b.Loop() {
+		text, err := applyDiff(old.reader(), old.size, soa.(*dns.SOA), d)
+		if err != nil || text.records != 1_500_001 {
+			b.Fatalf("%v, %d records", err, text.records)
+		}
+		text.content()
+	}
 }

@@ -2,6 +2,7 @@ package blocklist
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -66,13 +67,27 @@ func (z *zoneText) content() packedContent {
 // recordKey identifies a record regardless of its TTL and case: IXFR
 // deletes a record by its data, and TTLs may differ between versions.
 // A line is "owner<TAB>ttl<TAB>class<TAB>type<TAB>rdata".
-func recordKey(line string) string {
-	owner, rest, ok := strings.Cut(line, "\t")
-	if !ok {
-		return strings.ToLower(line)
+func recordKey(line string) string { return string(keyInto(nil, []byte(line))) }
+
+// keyInto writes line's key into buf (reused across lines, so streaming a
+// 1.5M-line zone through a diff allocates nothing per line).
+func keyInto(buf, line []byte) []byte {
+	buf = buf[:0]
+	if i := bytes.IndexByte(line, '\t'); i >= 0 {
+		buf = append(buf, line[:i]...)
+		if j := bytes.IndexByte(line[i+1:], '\t'); j >= 0 {
+			line = line[i+1+j:] // from the tab after the TTL
+		} else {
+			line = line[i:]
+		}
 	}
-	_, rest, _ = strings.Cut(rest, "\t") // the TTL
-	return strings.ToLower(owner + "\t" + rest)
+	buf = append(buf, line...)
+	for i, c := range buf {
+		if 'A' <= c && c <= 'Z' {
+			buf[i] = c + 'a' - 'A'
+		}
+	}
+	return buf
 }
 
 func rrKey(rr dns.RR) string {
@@ -122,16 +137,17 @@ func applyDiff(old io.Reader, oldSize int, soa *dns.SOA, d *zoneDiff) (*zoneText
 	}
 	sc := bufio.NewScanner(old)
 	sc.Buffer(make([]byte, 0, 64<<10), maxRPZEntry+maxLineLen)
+	var k []byte
 	for sc.Scan() {
 		line := sc.Bytes()
 		if len(line) == 0 {
 			continue
 		}
-		k := recordKey(string(line))
-		if d.deleted[k] || isSOALine(k) {
+		k = keyInto(k, line)
+		if d.deleted[string(k)] || isSOAKey(k) {
 			continue
 		}
-		if _, readd := d.added[k]; readd {
+		if _, readd := d.added[string(k)]; readd {
 			continue // appended below, so never twice
 		}
 		if err := out.addLine(line); err != nil {
@@ -142,7 +158,7 @@ func applyDiff(old io.Reader, oldSize int, soa *dns.SOA, d *zoneDiff) (*zoneText
 		return nil, fmt.Errorf("reading the kept zone: %w", err)
 	}
 	for _, k := range d.order {
-		if line, ok := d.added[k]; ok && !isSOALine(k) {
+		if line, ok := d.added[k]; ok && !isSOAKey([]byte(k)) {
 			if err := out.addLine([]byte(line)); err != nil {
 				return nil, err
 			}
@@ -151,11 +167,16 @@ func applyDiff(old io.Reader, oldSize int, soa *dns.SOA, d *zoneDiff) (*zoneText
 	return out, nil
 }
 
-// isSOALine reports a record key of type SOA (owner, class, type, rdata).
-func isSOALine(key string) bool {
-	_, rest, _ := strings.Cut(key, "\t")
-	_, rest, _ = strings.Cut(rest, "\t")
-	return strings.HasPrefix(rest, "soa\t")
+// isSOAKey reports a record key of type SOA (owner, class, type, rdata).
+func isSOAKey(key []byte) bool {
+	for range 2 { // past the owner and the class
+		i := bytes.IndexByte(key, '\t')
+		if i < 0 {
+			return false
+		}
+		key = key[i+1:]
+	}
+	return bytes.HasPrefix(key, []byte("soa\t"))
 }
 
 // keptSOA reads the SOA from the first line of kept zone text.
