@@ -243,3 +243,17 @@ func BenchmarkApplyDiff1M5(b *testing.B) {
 		text.content()
 	}
 }
+
+func TestInZone(t *testing.T) {
+	for _, c := range []struct {
+		name, zone string
+		want       bool
+	}{
+		{"a.rpz.test.", "rpz.test.", true}, {"RPZ.Test.", "rpz.test.", true}, {"x.A.rpz.test.", "rpz.test.", true},
+		{"xrpz.test.", "rpz.test.", false}, {"test.", "rpz.test.", false}, {"a.", ".", true},
+	} {
+		if got := inZone(c.name, c.zone); got != c.want {
+			t.Errorf("inZone(%q, %q) = %v; want %v", c.name, c.zone, got, c.want)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func readDiffs(s *rrStream, cur *dns.SOA) (*zoneDiff, error) {
 			adding = !adding // a step's new SOA starts additions; an old one, deletions
 			continue
 		}
-		if !dns.IsSubDomain(cur.Hdr.Name, rr.Header().Name) {
+		if !inZone(rr.Header().Name, cur.Hdr.Name) {
 			return nil, fmt.Errorf("IXFR record %s is outside the zone %s", rr.Header().Name, cur.Hdr.Name)
 		}
 		if adding {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -199,13 +200,24 @@ func readFullZone(s *rrStream, soa *dns.SOA, text *zoneText) error {
 			}
 			return nil
 		}
-		if !dns.IsSubDomain(soa.Hdr.Name, rr.Header().Name) {
+		if !inZone(rr.Header().Name, soa.Hdr.Name) {
 			return fmt.Errorf("record %s is outside the zone %s", rr.Header().Name, soa.Hdr.Name)
 		}
 		if err := text.add(rr); err != nil {
 			return err
 		}
 	}
+}
+
+// inZone reports whether name is zone or below it, case-insensitively:
+// a suffix compare, since dns.IsSubDomain costs a third of a second per
+// million records.
+func inZone(name, zone string) bool {
+	n, z := len(name), len(zone)
+	if n < z || !strings.EqualFold(name[n-z:], zone) {
+		return false
+	}
+	return n == z || zone == "." || name[n-z-1] == '.'
 }
 
 // serialNewer compares SOA serials with RFC 1982 arithmetic: a is newer
