@@ -109,7 +109,8 @@ func (e *Engine) notifyTSIGError(req *dns.Msg, rcode int, tsigErr uint16, conf *
 		return e.notifyReply(req, rcode, nil, "")
 	}
 	r := notifyAnswer(req, rcode)
-	r.SetTsig(t.Hdr.Name, t.Algorithm, t.Fudge, time.Now().Unix())
+	// Fqdn: an empty algorithm name would pack with a wrong length.
+	r.SetTsig(dns.Fqdn(t.Hdr.Name), dns.Fqdn(t.Algorithm), t.Fudge, time.Now().Unix())
 	r.Extra[len(r.Extra)-1].(*dns.TSIG).Error = tsigErr
 	secret := ""
 	if tsigErr == dns.RcodeBadTime && conf.key != nil {

@@ -1,6 +1,7 @@
 package blocklist
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 	"time"
@@ -140,4 +141,38 @@ func TestXFRSecretFile(t *testing.T) {
 	cfg.TSIGKeys["transfer-key"] = TSIGKeyConfig{Algorithm: "hmac-sha256", SecretFile: "transfer.key"}
 	e := newEngine(t, cfg, Options{BaseDir: dir})
 	expect(t, e, "10.0.0.1", "bad.example", Block, "rpz")
+}
+
+// FuzzHandleNotify: any bytes from any sender get a reply that unpacks
+// as a response to a NOTIFY, or none; never a panic, and the caller's
+// buffer is left as it was.
+func FuzzHandleNotify(f *testing.F) {
+	f.Add(notifyMsg(f, "rpz.test.", testSecret))
+	f.Add(notifyMsg(f, "rpz.test.", ""))
+	f.Add(notifyMsg(f, "other.test.", testSecret))
+	f.Add([]byte{0, 1, 0x20, 0, 0, 1, 0, 0, 0, 0, 0, 1})
+	cfg := xfrConfig("axfr://127.0.0.1:53/rpz.test", true)
+	e := &Engine{log: quiet(), wake: make(chan string, wakeQueue)}
+	xt, err := newXFRTable(cfg, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	e.xfr.Store(xt)
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		orig := bytes.Clone(msg)
+		out := e.HandleNotify(msg, netip.MustParseAddr("127.0.0.1"))
+		if !bytes.Equal(msg, orig) {
+			t.Fatalf("HandleNotify changed the request bytes")
+		}
+		for len(e.wake) > 0 {
+			e.takeWake(<-e.wake)
+		}
+		if out == nil {
+			return
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(out); err != nil || !r.Response || r.Opcode != dns.OpcodeNotify {
+			t.Fatalf("reply %v (err %v) is not a NOTIFY response", r, err)
+		}
+	})
 }

@@ -86,7 +86,7 @@ func (s *Server) checkTSIG(w dns.ResponseWriter, r, m *dns.Msg, from netip.Addr,
 	}
 	s.log.Warn("rpz primary: TSIG check failed", "client", from, "zone", z.name, "key", t.Hdr.Name, "tsig_error", dns.RcodeToString[int(tsigErr)])
 	m.SetRcode(r, dns.RcodeNotAuth)
-	m.SetTsig(t.Hdr.Name, t.Algorithm, t.Fudge, time.Now().Unix())
+	m.SetTsig(dns.Fqdn(t.Hdr.Name), dns.Fqdn(t.Algorithm), t.Fudge, time.Now().Unix()) // an empty name packs wrong
 	m.Extra[len(m.Extra)-1].(*dns.TSIG).Error = tsigErr
 	w.WriteMsg(m)
 	return false
