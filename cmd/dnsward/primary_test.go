@@ -39,7 +39,7 @@ func TestRPZPrimaryToSecondary(t *testing.T) {
 	}
 	keys := "tsig_keys:\n  transfer-key: {algorithm: hmac-sha256, secret_file: transfer.key}\n"
 	primaryAddr := freeLoopbackPort(t)
-	startApp(t, writeConfig(t, dirA, up.addr, keys+fmt.Sprintf(`lists:
+	a := startApp(t, writeConfig(t, dirA, up.addr, keys+fmt.Sprintf(`lists:
   own: {sources: [own.txt]}
 groups:
   - {name: managed, clients: ["10.0.0.0/8"], block: [own]}
@@ -61,6 +61,21 @@ groups:
 	}
 	if r := query(t, "127.0.0.1", b.dnsAddr(), "example.com.", dns.TypeA); r.Rcode != dns.RcodeSuccess {
 		t.Errorf("secondary answered example.com with %s; want NOERROR", dns.RcodeToString[r.Rcode])
+	}
+
+	// Status and metrics on both sides.
+	if body := httpGet(t, "http://"+a.admin.Addr().String()+"/v1/rpz-primary"); !strings.Contains(body, `"zone": "rpz.dnsward.test."`) || !strings.Contains(body, `"axfr": 1`) {
+		t.Errorf("/v1/rpz-primary = %s; want the zone and one AXFR served", body)
+	}
+	if m := httpGet(t, "http://"+a.admin.Addr().String()+"/metrics"); !strings.Contains(m, `dnsward_rpz_primary_transfers_total{group="managed",type="axfr"} 1`) {
+		t.Errorf("primary metrics lack the AXFR served")
+	}
+	if body := httpGet(t, "http://"+b.admin.Addr().String()+"/v1/lists"); !strings.Contains(body, `"last_transfer": "axfr"`) {
+		t.Errorf("/v1/lists = %s; want the zone's last transfer", body)
+	}
+	if m := httpGet(t, "http://"+b.admin.Addr().String()+"/metrics"); !strings.Contains(m, `dnsward_zone_transfers_total{list="fleet",outcome="success",type="axfr"} 1`) ||
+		!strings.Contains(m, `dnsward_zone_serial{list="fleet"}`) {
+		t.Errorf("secondary metrics lack the zone transfer and serial")
 	}
 
 	var out, errOut bytes.Buffer
