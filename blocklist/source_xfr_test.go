@@ -58,6 +58,7 @@ func TestXFRFallsBackToAXFR(t *testing.T) {
 	}{
 		{"refused", func(p *testPrimary) { p.refuseIX = true }, TransferCounts{Failed: 1}},
 		{"answered with the full zone", func(p *testPrimary) { p.fullIX = true }, TransferCounts{}},
+		{"answered with only a newer SOA", func(p *testPrimary) { p.soaOnlyIX = true }, TransferCounts{Failed: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startTestPrimary(t, "rpz.test", false, "bad.example")

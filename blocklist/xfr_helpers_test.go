@@ -24,6 +24,7 @@ type testPrimary struct {
 	versions  []zoneVersion // oldest first
 	refuseIX  bool          // answer IXFR with REFUSED
 	fullIX    bool          // answer IXFR with the whole zone
+	soaOnlyIX bool          // answer IXFR with only the current SOA
 	requests  map[uint16]int
 	keyName   string
 	expire    uint32
@@ -166,7 +167,7 @@ func (p *testPrimary) answerIXFR(w dns.ResponseWriter, r, m *dns.Msg, cur zoneVe
 	case p.refuseIX:
 		m.SetRcode(r, dns.RcodeRefused)
 		w.WriteMsg(m)
-	case have == cur.serial:
+	case have == cur.serial || p.soaOnlyIX:
 		m.Answer = []dns.RR{p.soa(cur.serial)}
 		w.WriteMsg(m)
 	case p.fullIX || from < 0:

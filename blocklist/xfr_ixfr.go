@@ -35,6 +35,13 @@ func (p xfrPeer) ixfr(have *dns.SOA, old packedContent) (*zoneResult, error) {
 	if !serialNewer(soa.Serial, have.Serial) {
 		return &zoneResult{soa: soa, kind: "ixfr"}, nil
 	}
+	if len(s.buf) == 0 {
+		// A first message of only the newer SOA means "no incremental
+		// copy; use AXFR" (RFC 1995 section 4). Waiting for more would
+		// wait for the primary's idle timeout. A primary that really
+		// sends one record per message just costs an AXFR.
+		return nil, fmt.Errorf("primary answered IXFR with only its SOA (serial %d); it has no incremental copy", soa.Serial)
+	}
 	second, err := s.next()
 	if errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("primary answered IXFR with only its SOA (serial %d); it has no incremental copy", soa.Serial)
