@@ -30,6 +30,9 @@ type Config struct {
 	// gets: "address" (the default, also for ""), the policy of its source
 	// address; or "refuse", REFUSED before any list is consulted.
 	UnknownToken string `yaml:"unknown_token" json:"unknown_token,omitempty"`
+	// TSIGKeys are the keys zone transfers and NOTIFY are signed with, by
+	// key name (the key's DNS name); see xfr_config.go.
+	TSIGKeys map[string]TSIGKeyConfig `yaml:"tsig_keys" json:"tsig_keys,omitempty"`
 }
 
 // ListConfig is one named list: the union of its sources' rules.
@@ -38,6 +41,11 @@ type ListConfig struct {
 	Sources []string `yaml:"sources" json:"sources"`
 	// Refresh is how often URL sources are refetched; 0 means DefaultRefresh.
 	Refresh time.Duration `yaml:"refresh" json:"refresh,omitempty"`
+	// TSIG names the key (under tsig_keys) for the list's axfr:// source.
+	TSIG string `yaml:"tsig" json:"tsig,omitempty"`
+	// OnExpire is what an axfr:// source does once its zone's SOA expire
+	// passes without contact with the primary: keep (default) or drop.
+	OnExpire string `yaml:"on_expire" json:"on_expire,omitempty"`
 }
 
 // GroupConfig maps clients (by CIDR) to the lists that apply to them.
@@ -104,6 +112,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateTokens(); err != nil {
+		return err
+	}
+	if err := c.validateXFR(); err != nil {
 		return err
 	}
 	for i, src := range c.Guard.NeverBlock {
@@ -181,12 +192,16 @@ func validateSource(src string) error {
 		if err := checkURL(src); err != nil {
 			return err
 		}
+	case sourceXFR:
+		if _, err := parseXFRSource(src); err != nil {
+			return err
+		}
 	case sourceFile:
 		if strings.TrimSpace(src) == "" {
 			return fmt.Errorf("empty source; give builtin:NAME, a file path or an http(s) URL")
 		}
 	default:
-		return fmt.Errorf("%q has an unsupported scheme; use http://, https://, builtin:NAME or a file path", src)
+		return fmt.Errorf("%q has an unsupported scheme; use http://, https://, axfr://, builtin:NAME or a file path", src)
 	}
 	return nil
 }

@@ -43,6 +43,10 @@ type Engine struct {
 	mu      sync.Mutex // serialises fetching and building; guards the fields below and every *source
 	cfg     Config
 	sources map[string]*source // by spec
+
+	xfr   atomic.Pointer[xfrTable] // axfr:// zones, for transfers and NOTIFY
+	wake  chan string              // specs of zones to refresh now (NOTIFY)
+	watch policyWatch              // tells the RPZ primary a new snapshot is in
 }
 
 // NewEngine validates cfg, loads every source once and builds the first
@@ -65,7 +69,12 @@ func NewEngine(ctx context.Context, cfg Config, opts Options) (*Engine, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
 	}
-	e := &Engine{opts: opts, log: opts.Logger}
+	e := &Engine{opts: opts, log: opts.Logger, wake: make(chan string, wakeQueue)}
+	xt, err := newXFRTable(cfg, opts.BaseDir)
+	if err != nil {
+		return nil, err
+	}
+	e.xfr.Store(xt)
 	srcs := e.sourcesFor(cfg, nil)
 	e.fetch(ctx, slices.Collect(maps.Values(srcs)))
 	if err := listsWithoutContent(cfg, srcs); err != nil {
@@ -77,7 +86,7 @@ func NewEngine(ctx context.Context, cfg Config, opts Options) (*Engine, error) {
 	}
 	e.cfg, e.sources = cfg, srcs
 	e.scheduleAll(cfg, srcs)
-	e.snap.Store(snap)
+	e.storeSnapshot(snap)
 	e.notify(e.publish(nil))
 	releaseMemory()
 	return e, nil
@@ -91,7 +100,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	_, fetchErr := e.fetch(ctx, slices.Collect(maps.Values(e.sources)))
 	snap, err := e.build(e.cfg, e.sources)
 	if err == nil {
-		e.snap.Store(snap)
+		e.storeSnapshot(snap)
 	}
 	e.scheduleAll(e.cfg, e.sources)
 	changed := e.publish(nil)
@@ -112,7 +121,12 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	xt, err := newXFRTable(cfg, e.opts.BaseDir)
+	if err != nil {
+		return err
+	}
 	e.mu.Lock()
+	oldXFR := e.xfr.Swap(xt)
 	srcs := e.sourcesFor(cfg, e.sources)
 	var added []*source
 	for spec, s := range srcs {
@@ -121,19 +135,20 @@ func (e *Engine) Apply(ctx context.Context, cfg Config) error {
 		}
 	}
 	e.fetch(ctx, added)
-	err := listsWithoutContent(cfg, srcs)
+	err = listsWithoutContent(cfg, srcs)
 	var snap *snapshot
 	if err == nil {
 		snap, err = e.build(cfg, srcs)
 	}
 	if err != nil {
+		e.xfr.Store(oldXFR)
 		e.mu.Unlock()
 		e.log.Error("blocklist: new configuration not applied; keeping the old one", "error", err)
 		return err
 	}
 	e.cfg, e.sources = cfg, srcs
 	e.scheduleAll(cfg, srcs)
-	e.snap.Store(snap)
+	e.storeSnapshot(snap)
 	changed := e.publish(nil)
 	e.mu.Unlock()
 	e.notify(changed)
@@ -152,24 +167,30 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			e.poll(ctx)
+			e.poll(ctx, "")
+		case spec := <-e.wake:
+			e.takeWake(spec)
+			e.poll(ctx, spec)
 		}
 	}
 }
 
-// poll does one round of Run.
-func (e *Engine) poll(ctx context.Context) {
+// poll does one round of Run. A NOTIFY names a zone source in now: it is
+// refreshed at once, whatever its timer says.
+func (e *Engine) poll(ctx context.Context, now string) {
 	e.mu.Lock()
-	now := time.Now()
 	var due []*source
+	if s := e.sources[now]; s != nil {
+		s.nextFetch = time.Time{}
+	}
 	for _, s := range e.sources {
 		switch s.kind {
 		case sourceFile:
 			if fileChanged(s) {
 				due = append(due, s)
 			}
-		case sourceURL:
-			if !now.Before(s.nextFetch) {
+		case sourceURL, sourceXFR:
+			if !time.Now().Before(s.nextFetch) {
 				due = append(due, s)
 			}
 		}
@@ -183,7 +204,7 @@ func (e *Engine) poll(ctx context.Context) {
 		if snap, err := e.build(e.cfg, e.sources); err != nil {
 			e.log.Error("blocklist: rebuild failed; previous index kept", "error", err)
 		} else {
-			e.snap.Store(snap)
+			e.storeSnapshot(snap)
 		}
 	}
 	e.scheduleAll(e.cfg, e.sources)

@@ -19,6 +19,7 @@ const (
 	sourceFile sourceKind = iota
 	sourceBuiltin
 	sourceURL
+	sourceXFR // axfr://PRIMARY:PORT/ZONE, see source_xfr.go
 	sourceBadScheme
 )
 
@@ -29,6 +30,8 @@ func sourceKindOf(src string) sourceKind {
 		return sourceBuiltin
 	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
 		return sourceURL
+	case strings.HasPrefix(lower, xfrScheme):
+		return sourceXFR
 	case strings.Contains(src, "://"):
 		return sourceBadScheme
 	default:
@@ -82,6 +85,8 @@ type source struct {
 	refresh            time.Duration // url: refetch interval
 	nextFetch          time.Time     // url: when Run fetches it next
 	failures           int           // url: consecutive failures, for retry backoff
+
+	xfr *xfrState // axfr: serial, timers, transfer counts (source_xfr.go)
 }
 
 func newSource(spec, baseDir string) *source {
@@ -105,6 +110,8 @@ type fetched struct {
 	etag        string
 	modified    string
 	stamp       fileStamp
+	zone        *zoneResult    // axfr: what the transfer was
+	packed      *packedContent // set instead of body by sources that pack as they read
 }
 
 // update reads the source once and, when the new content is acceptable, makes
@@ -116,7 +123,7 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error
 	// against that copy instead of replacing it.
 	var savedAt time.Time
 	fromDisk := false
-	if s.kind == sourceURL && !s.haveContent {
+	if (s.kind == sourceURL || s.kind == sourceXFR) && !s.haveContent {
 		savedAt, fromDisk = e.loadDiskCopy(s)
 	}
 	now := time.Now()
@@ -134,6 +141,8 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error
 		s.stamp = f.stamp
 	case sourceURL:
 		f, err = e.fetchURL(ctx, s)
+	case sourceXFR:
+		f, err = e.fetchXFR(ctx, s)
 	default:
 		err = fmt.Errorf("unsupported source")
 	}
@@ -141,6 +150,9 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error
 		changed, err = e.accept(s, f)
 	}
 	changed = changed || fromDisk
+	if s.kind == sourceXFR {
+		changed, err = e.xfrDone(s, f, changed, err)
+	}
 	if err != nil {
 		s.failures++
 		s.lastErr = err.Error()
@@ -161,6 +173,22 @@ func (e *Engine) update(ctx context.Context, s *source) (changed bool, err error
 	return changed, nil
 }
 
+// parseFetched packs the fetched text (unless the source packed it as it
+// read) and parses it to count and check it.
+func parseFetched(f fetched) (packedContent, Parsed, ruleCounter, error) {
+	var count ruleCounter
+	if f.packed != nil {
+		p, err := parseInto(f.packed.reader(), &count)
+		return *f.packed, p, count, err
+	}
+	// Compress the copy kept as last good content on another core while
+	// the parse checks the new content: both take a while for big lists.
+	packed := make(chan packedContent, 1)
+	go func() { packed <- packContent(f.body) }()
+	p, err := parseInto(bytes.NewReader(f.body), &count)
+	return <-packed, p, count, err
+}
+
 // accept applies the shrink and emptiness rules to freshly read content. It
 // parses the content only to count and check it: the build parses the kept
 // copy again, streaming it into the index, so no []Rule is ever held.
@@ -169,18 +197,18 @@ func (e *Engine) accept(s *source, f fetched) (bool, error) {
 		s.outcome = "not modified"
 		return false, nil
 	}
-	if s.haveContent && sha256.Sum256(f.body) == s.content.sum {
+	sum := s.content.sum
+	if f.packed != nil {
+		sum = f.packed.sum
+	} else if s.haveContent {
+		sum = sha256.Sum256(f.body)
+	}
+	if s.haveContent && sum == s.content.sum {
 		s.outcome = "unchanged"
 		s.etag, s.lastModified = f.etag, f.modified
 		return false, nil
 	}
-	// Compress the copy kept as last good content on another core while
-	// the parse checks the new content: both take a while for big lists.
-	packed := make(chan packedContent, 1)
-	go func() { packed <- packContent(f.body) }()
-	var count ruleCounter
-	p, err := parseInto(bytes.NewReader(f.body), &count)
-	content := <-packed
+	content, p, count, err := parseFetched(f)
 	if err != nil {
 		return false, fmt.Errorf("parse: %w", err)
 	}
@@ -202,7 +230,9 @@ func (e *Engine) accept(s *source, f fetched) (bool, error) {
 		// First content with nothing usable: nothing to keep instead, but say so.
 		s.outcome = fmt.Sprintf("loaded, but no usable rules (%d lines, %d rejected)", p.Lines, p.RejectedCount)
 	}
-	if s.kind == sourceURL {
+	if f.packed != nil {
+		e.saveContent(s, content)
+	} else if s.kind == sourceURL {
 		e.saveDiskCopy(s, f.body)
 	}
 	e.log.Info("blocklist source loaded", "source", s.display, "format", p.Format, "rules", n, "rejected", p.RejectedCount)

@@ -194,18 +194,18 @@ func TestURLSourceSchedule(t *testing.T) {
 	if d := s.nextFetch.Sub(s.lastFetch); d != time.Hour {
 		t.Errorf("next fetch in %v; want the list's refresh of 1h", d)
 	}
-	e.poll(ctx) // not due: no request
+	e.poll(ctx, "") // not due: no request
 	ls.set(http.StatusOK, names(11), 0)
 	e.mu.Lock()
 	s.nextFetch = time.Time{}
 	e.mu.Unlock()
-	e.poll(ctx)
+	e.poll(ctx, "")
 	expect(t, e, "127.0.0.2", "a10.example", Block, "remote")
 	ls.set(http.StatusBadGateway, "", 0)
 	e.mu.Lock()
 	s.nextFetch = time.Time{}
 	e.mu.Unlock()
-	e.poll(ctx)
+	e.poll(ctx, "")
 	if d := s.nextFetch.Sub(s.lastFetch); d != time.Minute {
 		t.Errorf("after a failure the retry is in %v; want 1m", d)
 	}

@@ -35,6 +35,8 @@ type SourceStatus struct {
 	Rejected    int       `json:"rejected"`        // parser-refused lines plus guard-dropped rules
 	// RejectedLines are the first few of them, parser ones first.
 	RejectedLines []RejectedLine `json:"rejected_lines,omitempty"`
+	// Zone is the transfer state of an axfr:// source.
+	Zone *ZoneStatus `json:"zone,omitempty"`
 }
 
 // RejectedLine is one refused line of a source.
@@ -100,6 +102,7 @@ func (s *source) status() SourceStatus {
 		Outcome: s.outcome, Error: s.lastErr,
 		Bytes: s.content.size, Rules: s.rules, Indexed: s.indexed,
 		Rejected: s.parseRejN + s.guardRejN,
+		Zone:     s.zoneStatus(),
 	}
 	for _, r := range slices.Concat(s.parseRej, s.guardRej) {
 		if len(ss.RejectedLines) == maxShownRejected*2 {

@@ -38,6 +38,7 @@ type Recorder struct {
 	upstreams *upstreamMetrics
 	lists     *listMetrics
 	enc       *encryptedMetrics
+	zones     *zoneCollector
 
 	groups     *seriesMap[*groupSeries]
 	listLabels *labelSet
@@ -121,6 +122,7 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	r.lists = newListMetrics()
 	r.enc = newEncryptedMetrics()
 	r.guard = newGuardMetrics()
+	r.zones = newZoneCollector(r.listLabels)
 
 	cs := []prometheus.Collector{r.queries, r.blocked, r.monitored, responses, duration,
 		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped, dnstapDropped,
@@ -129,6 +131,7 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	cs = append(cs, r.lists.collectors()...)
 	cs = append(cs, r.enc.collectors()...)
 	cs = append(cs, r.guard.collected...)
+	cs = append(cs, r.zones)
 	var errs []error
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -157,5 +157,13 @@ func (c *answerCache) admits(s *lru.Cache[cacheKey, *cacheEntry], k cacheKey, h 
 		return true
 	}
 	_, vh := c.shard(victim)
-	return c.admit.admit(h, vh)
+	if c.admit.admit(h, vh) {
+		return true
+	}
+	// The victim stays, and moves to the front: the next candidate meets
+	// the next-oldest entry. Otherwise one victim whose counters collide
+	// with busier keys (so it reads as popular) would turn away every
+	// candidate of its shard until the counts age.
+	s.Get(victim)
+	return false
 }

@@ -81,14 +81,20 @@ func (r *Resolver) readQuery(req *request, s *scratch) bool {
 	return true
 }
 
-// notify answers NOTIFY messages. Zone transfers are not served yet, so
-// NOTIFY is not implemented.
+// notify hands NOTIFY messages (a zone's primary saying it changed) to
+// the policy's zone transfers, which check the sender and any TSIG and
+// answer; without them NOTIFY is not implemented. NOTIFY is not a
+// client query, so it is not counted as one.
 func (r *Resolver) notify(req *request, s *scratch) bool {
 	if req.q.opcode() != dns.OpcodeNotify {
 		return false
 	}
-	req.ev.Outcome = metrics.OutcomeError
-	req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeNotImplemented)
+	if r.onNotify == nil {
+		req.ev.Outcome = metrics.OutcomeError
+		req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeNotImplemented)
+		return true
+	}
+	req.out, req.silent = r.onNotify(req.pkt, req.client), true
 	return true
 }
 

@@ -78,7 +78,7 @@ func localCNAME(local []dns.RR) *dns.CNAME {
 func (r *Resolver) answerLocalCNAME(req *request, d Decision, s *scratch) bool {
 	cname := localCNAME(d.Local)
 	via := dns.Copy(cname)
-	via.Header().Name = req.ev.QName
+	via.Header().Name = strings.Clone(req.ev.QName) // a miss keeps it; the query's name is borrowed
 	ev := &req.ev
 	ev.Outcome, ev.Group, ev.List, ev.Rule, ev.Answer, ev.Monitored = metrics.OutcomeBlocked, d.Group, d.List, d.Rule, AnswerLocal, false
 	k := keyOf(&req.q)

@@ -93,6 +93,9 @@ type Options struct {
 	// UDPReaders is how many SO_REUSEPORT sockets, each read by a thread
 	// of its own, serve every UDP listen address; default GOMAXPROCS.
 	UDPReaders int
+	// Notify answers a NOTIFY message from client (RPZ zones by zone
+	// transfer); nil: NOTIFY gets NOTIMP. It must not keep msg.
+	Notify func(msg []byte, client netip.Addr) []byte
 	// MaxPending bounds queries waiting on upstreams, over every
 	// transport; past it, new ones get SERVFAIL at once. Default 10000.
 	MaxPending int
@@ -112,6 +115,7 @@ type Resolver struct {
 	cfg        Config
 	upstream   Forwarder
 	policy     Policy
+	onNotify   func([]byte, netip.Addr) []byte
 	rec        *metrics.Recorder
 	log        *slog.Logger
 	now        func() time.Time
@@ -142,6 +146,7 @@ func New(opts Options) (*Resolver, error) {
 		cfg:        opts.Config,
 		upstream:   opts.Upstream,
 		policy:     opts.Policy,
+		onNotify:   opts.Notify,
 		rec:        opts.Metrics,
 		log:        opts.Logger,
 		now:        opts.Now,

@@ -13,6 +13,7 @@ func (a *app) registerAdminHandlers() {
 	a.admin.Handle("POST /v1/reload", http.HandlerFunc(a.handleReload))
 	a.admin.Handle("GET /v1/explain", http.HandlerFunc(a.handleExplain))
 	a.admin.Handle("GET /v1/lists", http.HandlerFunc(a.handleLists))
+	a.admin.Handle("GET /v1/rpz-primary", http.HandlerFunc(a.handlePrimary))
 }
 
 // handleReload asks the main loop to reload, so that SIGHUP and the API
@@ -81,6 +82,7 @@ func restartOnly(old, next *fileConfig) []string {
 		{"log", old.Log, next.Log},
 		{"state_dir", old.StateDir, next.StateDir},
 		{"dnstap", old.Dnstap, next.Dnstap},
+		{"rpz_primary", old.Primary, next.Primary},
 	} {
 		if !reflect.DeepEqual(c.old, c.next) {
 			keys = append(keys, c.key)

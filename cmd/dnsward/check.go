@@ -45,6 +45,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	failed := false
 	for _, l := range engine.Lists() {
 		fmt.Fprintf(stdout, "  list %-20s %8d rules, %d rejected\n", l.Name, l.Rules, l.Rejected)
+		printZones(stdout, l)
 		if !l.OK {
 			fmt.Fprintf(stdout, "    problem: %s\n", l.Outcome)
 			failed = true
@@ -57,6 +58,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	if cfg.Policy.DefaultGroup != "" {
 		fmt.Fprintf(stdout, "  default group: %s\n", cfg.Policy.DefaultGroup)
 	}
+	printPrimary(stdout, cfg)
 	if failed {
 		fmt.Fprintln(stderr, "dnsward: some list sources could not be loaded (see above)")
 		return 1

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dnsward/dnsward/blocklist"
+	"github.com/dnsward/dnsward/blocklist/rpzprimary"
 	"github.com/dnsward/dnsward/configs"
 	"github.com/dnsward/dnsward/metrics"
 	"github.com/dnsward/dnsward/resolver"
@@ -29,7 +30,8 @@ type fileConfig struct {
 	Admin    metrics.AdminConfig  `yaml:"admin"`
 	Log      logConfig            `yaml:"log"`
 	Dnstap   metrics.DnstapConfig `yaml:"dnstap"`
-	StateDir string               `yaml:"state_dir"` // last-good copies of URL lists
+	StateDir string               `yaml:"state_dir"`   // last-good copies of URL lists
+	Primary  rpzprimary.Config    `yaml:"rpz_primary"` // serve groups' policy as RPZ zones
 
 	path string // where it was read from ("" for the embedded default)
 }
@@ -99,12 +101,15 @@ func parseConfig(data []byte, name string, resolvConfs []string) (*fileConfig, e
 	if err := expandSystemUpstream(&cfg.Upstream, resolvConfs); err != nil {
 		return nil, locate(name, &root, err)
 	}
-	for _, v := range []interface{ Validate() error }{&cfg.Resolver, &cfg.Upstream, &cfg.Policy, &cfg.Admin, &cfg.Log, &cfg.Dnstap} {
+	for _, v := range []interface{ Validate() error }{&cfg.Resolver, &cfg.Upstream, &cfg.Policy, &cfg.Admin, &cfg.Log, &cfg.Dnstap, &cfg.Primary} {
 		if err := v.Validate(); err != nil {
 			return nil, locate(name, &root, err)
 		}
 	}
 	if err := checkRateLimitGroups(&cfg); err != nil {
+		return nil, locate(name, &root, err)
+	}
+	if err := cfg.Primary.CheckPolicy(&cfg.Policy); err != nil {
 		return nil, locate(name, &root, err)
 	}
 	return &cfg, nil

@@ -78,4 +78,5 @@ func decision(v blocklist.Verdict) resolver.Decision {
 
 func recordList(rec *metrics.Recorder, s blocklist.ListStatus) {
 	rec.ListUpdated(s.Name, s.Rules, s.Rejected, s.OK, s.LastReload)
+	recordZone(rec, s)
 }

@@ -32,8 +32,8 @@ ok.exact.test       CNAME rpz-passthru.
 
 func startRPZApp(t *testing.T) (*app, *zoneServer) {
 	t.Helper()
-	z := startZoneServer(t, nil)
-	z.ipv4 = map[string]net.IP{"cdn.example.": net.IPv4(71, 18, 3, 4), "walled.example.": net.IPv4(192, 0, 2, 99)}
+	z := &zoneServer{ipv4: map[string]net.IP{"cdn.example.": net.IPv4(71, 18, 3, 4), "walled.example.": net.IPv4(192, 0, 2, 99)}}
+	z.addr, _ = dnstest.Serve(t, z)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "feed.rpz"), []byte(testRPZ), 0o644); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dnsward/dnsward/blocklist"
+	"github.com/dnsward/dnsward/blocklist/rpzprimary"
 	"github.com/dnsward/dnsward/metrics"
 	"github.com/dnsward/dnsward/resolver"
 	"github.com/dnsward/dnsward/resolver/upstream"
@@ -60,7 +61,8 @@ type app struct {
 	engine   *blocklist.Engine
 	resolver *resolver.Resolver
 	admin    *metrics.Admin
-	reloads  chan chan error // admin API → main loop
+	primary  *rpzprimary.Server // nil unless rpz_primary is configured
+	reloads  chan chan error    // admin API → main loop
 }
 
 // serve runs until ctx ends; each value on hup reloads the config file.
@@ -122,6 +124,7 @@ func start(ctx context.Context, cfg *fileConfig, log *slog.Logger, udpReaders in
 		MaxPending: cfg.Upstream.MaxInflight,
 		Upstream:   a.fwd,
 		Policy:     policyAdapter{a.engine},
+		Notify:     a.engine.HandleNotify,
 		Metrics:    a.rec,
 		Logger:     log,
 	})
@@ -139,6 +142,11 @@ func start(ctx context.Context, cfg *fileConfig, log *slog.Logger, udpReaders in
 		return nil, err
 	}
 	go a.engine.Run(ctx)
+	if err := a.startPrimary(); err != nil {
+		_ = a.resolver.Shutdown(context.Background())
+		_ = a.admin.Shutdown(context.Background())
+		return nil, err
+	}
 	top := a.rec.Top()
 	top.Start(ctx)
 	context.AfterFunc(ctx, top.Close)
@@ -221,7 +229,7 @@ func (a *app) shutdown() error {
 	a.log.Info("shutting down: finishing queries in flight")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	errs := []error{a.resolver.Shutdown(ctx), a.admin.Shutdown(ctx), a.fwd.Close()}
+	errs := []error{a.resolver.Shutdown(ctx), a.stopPrimary(ctx), a.admin.Shutdown(ctx), a.fwd.Close()}
 	if a.audit != nil {
 		errs = append(errs, a.audit.Close())
 	}
