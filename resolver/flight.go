@@ -122,17 +122,18 @@ func (r *Resolver) forwardKey(req *request, k cacheKey, w *waiter, s *scratch) b
 	r.inflight.Add(1) // before asking: the answer may come at once
 	req.pending = true
 	if first {
-		r.ask(fl)
+		r.ask(fl, req.lane)
 	}
 	return true
 }
 
-// ask sends a flight's question upstream.
-func (r *Resolver) ask(fl *flight) {
+// ask sends a flight's question upstream, on the read loop's lane when
+// the query came from one.
+func (r *Resolver) ask(fl *flight, lane *upstream.Lane) {
 	k := fl.key
 	q := upstream.Query{Name: k.name, Type: k.qtype, Class: k.qclass, DO: k.do, CD: k.cd}
 	// Upstream deadlines run on real time: r.now may be a test's frozen clock.
-	r.upstream.Start(q, time.Now().Add(r.timeout), func(m *dns.Msg, err error) { r.completed(fl, m, err) })
+	r.upstream.StartOn(lane, q, time.Now().Add(r.timeout), func(m *dns.Msg, err error) { r.completed(fl, m, err) })
 }
 
 // prefetch refreshes an entry asked for in the last tenth of its TTL, in
@@ -145,7 +146,7 @@ func (r *Resolver) prefetch(req *request, e *cacheEntry) {
 	}
 	if fl, first := r.flights.lead(keyOf(&req.q)); first {
 		r.rec.Prefetched()
-		r.ask(fl)
+		r.ask(fl, req.lane)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/dnsward/dnsward/metrics"
+	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
 // Transport says how a query reached dnsward. Its name is the bounded
@@ -60,6 +61,7 @@ type request struct {
 	dst     netip.Addr     // UDP: the address the query was sent to, the reply's source
 	ifindex int32          // UDP: the interface it arrived on (IPv6 link-local replies need it)
 	local   netip.AddrPort // the listener's address, for dnstap
+	lane    *upstream.Lane // UDP: the read loop's lane, where its misses go upstream
 }
 
 // scratch is one goroutine's reusable memory for building replies.

@@ -78,6 +78,12 @@ type Forwarder interface {
 	// Start asks the upstreams and calls done exactly once, from any
 	// goroutine, with the validated reply or an error.
 	Start(q upstream.Query, deadline time.Time, done func(*dns.Msg, error))
+	// StartOn is Start with UDP attempts waiting on lane, which the
+	// caller's loop polls (nil: the forwarder's own poller).
+	StartOn(lane *upstream.Lane, q upstream.Query, deadline time.Time, done func(*dns.Msg, error))
+	// NewLane makes a lane for one loop; it fails where lanes are not
+	// supported.
+	NewLane() (*upstream.Lane, error)
 	Ready() bool
 }
 

@@ -142,22 +142,26 @@ func newUDPIO(size int) *udpIO { return &udpIO{buf: make([]byte, size)} }
 // read blocks until a packet arrives into io.buf and returns its length,
 // with io.from (and, on a wildcard socket, io.dst and io.ifindex) set. It
 // returns net.ErrClosed once the socket is closed.
-func (u *udpSocket) read(io *udpIO) (int, error) {
+func (u *udpSocket) read(io *udpIO) (int, error) { return u.recv(io, 0) }
+
+// readNow reads a packet already queued; it fails with EAGAIN when none is.
+func (u *udpSocket) readNow(io *udpIO) (int, error) { return u.recv(io, unix.MSG_DONTWAIT) }
+
+func (u *udpSocket) recv(io *udpIO, flags int) (int, error) {
 	for {
 		if u.closed.Load() {
 			return 0, net.ErrClosed
 		}
-		io.iov.Base, io.iov.Len = &io.buf[0], uint64(len(io.buf))
-		io.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&io.name)), Namelen: uint32(unsafe.Sizeof(io.name)),
-			Iov: &io.iov, Iovlen: 1}
-		if u.wildcard {
-			io.hdr.Control, io.hdr.Controllen = &io.oob[0], uint64(len(io.oob))
-		}
-		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&io.hdr)), 0)
+		n, errno := u.recvOnce(io, flags)
 		switch errno {
 		case 0:
-		case unix.EAGAIN, unix.EINTR:
-			continue // the read timeout, or a signal
+		case unix.EAGAIN:
+			if flags&unix.MSG_DONTWAIT != 0 {
+				return 0, errno
+			}
+			continue // the read timeout
+		case unix.EINTR:
+			continue
 		default:
 			return 0, os.NewSyscallError("recvmsg", errno)
 		}
@@ -171,6 +175,22 @@ func (u *udpSocket) read(io *udpIO) (int, error) {
 		}
 		return int(n), nil
 	}
+}
+
+// recvOnce is one recvmsg, or recvfrom where no control message is
+// wanted (a socket bound to one address), which costs less.
+func (u *udpSocket) recvOnce(io *udpIO, flags int) (uintptr, unix.Errno) {
+	if !u.wildcard {
+		nameLen := uint32(unsafe.Sizeof(io.name))
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(u.fd), uintptr(unsafe.Pointer(&io.buf[0])), uintptr(len(io.buf)),
+			uintptr(flags), uintptr(unsafe.Pointer(&io.name)), uintptr(unsafe.Pointer(&nameLen)))
+		return n, errno
+	}
+	io.iov.Base, io.iov.Len = &io.buf[0], uint64(len(io.buf))
+	io.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&io.name)), Namelen: uint32(unsafe.Sizeof(io.name)),
+		Iov: &io.iov, Iovlen: 1, Control: &io.oob[0], Controllen: uint64(len(io.oob))}
+	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&io.hdr)), uintptr(flags))
+	return n, errno
 }
 
 // parsePktinfo finds the destination address in a packet's control messages.

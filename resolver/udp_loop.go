@@ -8,40 +8,100 @@ import (
 	"time"
 
 	"github.com/dnsward/dnsward/internal/dnswire"
+	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
 // serveUDP is one read loop: it reads packets until the socket is
 // closed, blocking its thread in the kernel, and hands each to the
-// pipeline. Answers known at once are written from here; cache misses
-// are answered later by the upstream's goroutine (udpOrigin).
+// pipeline. Answers known at once are written from here. Cache misses go
+// upstream on the loop's lane, whose replies this loop waits for too, so
+// their answers are written from here as well (udpOrigin); without a
+// lane, by the forwarder's poller.
 func (r *Resolver) serveUDP(u *udpSocket) {
 	defer r.listeners.readers.Done()
-	s := newScratch()
-	io := newUDPIO(dnswire.MaxMessageSize)
+	l := r.newLoop(u)
+	defer l.close()
 	var y yielder
 	for {
 		y.maybe()
-		n, err := u.read(io)
+		if l.lane != nil && l.lane.Busy() {
+			l.serveBusy(r, u)
+			continue
+		}
+		n, err := u.read(l.io)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // e.g. ICMP-induced errors: the socket is still good
 		}
-		r.serveDatagram(u, io, n, s)
+		r.serveDatagram(u, l, n)
+	}
+}
+
+// udpLoop is one read loop's state, used only by its goroutine.
+type udpLoop struct {
+	s    *scratch
+	io   *udpIO
+	lane *upstream.Lane // nil: misses use the forwarder's poller
+	poll *loopPoll
+}
+
+// busyReadBatch is how many client packets a busy loop reads before it
+// looks at upstream replies again.
+const busyReadBatch = 64
+
+func (r *Resolver) newLoop(u *udpSocket) *udpLoop {
+	l := &udpLoop{s: newScratch(), io: newUDPIO(dnswire.MaxMessageSize)}
+	lane, err := r.upstream.NewLane()
+	if err != nil {
+		return l
+	}
+	if l.poll, err = newLoopPoll(u, lane); err != nil {
+		r.log.Warn("cache misses take the forwarder's poller: no epoll for the read loop", "err", err)
+		lane.Close()
+		return l
+	}
+	l.lane = lane
+	return l
+}
+
+// serveBusy waits for client packets and upstream replies alike, and
+// handles both. Once the socket is closed it only finishes the lane's
+// queries (shutdown answers what is in flight).
+func (l *udpLoop) serveBusy(r *Resolver, u *udpSocket) {
+	if u.closed.Load() {
+		l.poll.stopClients()
+	}
+	clients := l.poll.wait(l.lane.Wait())
+	l.lane.Process()
+	for i := 0; clients && i < busyReadBatch && !u.closed.Load(); i++ {
+		n, err := u.readNow(l.io)
+		if err != nil {
+			return // nothing more queued
+		}
+		r.serveDatagram(u, l, n)
+	}
+}
+
+func (l *udpLoop) close() {
+	if l.lane != nil {
+		l.poll.close()
+		l.lane.Close()
 	}
 }
 
 // serveDatagram runs one packet through the pipeline and writes what it
 // answers at once. A panic is logged and costs only this packet.
-func (r *Resolver) serveDatagram(u *udpSocket, io *udpIO, n int, s *scratch) {
+func (r *Resolver) serveDatagram(u *udpSocket, l *udpLoop, n int) {
+	io, s := l.io, l.s
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("query handler panicked", "panic", p, "client", io.from)
 		}
 	}()
 	req := request{pkt: io.buf[:n], client: io.from.Addr().Unmap(), transport: TransportUDP,
-		udp: u, peer: io.from, dst: io.dst, ifindex: io.ifindex, local: u.local}
+		udp: u, peer: io.from, dst: io.dst, ifindex: io.ifindex, local: u.local, lane: l.lane}
 	if out, pending := r.serve(&req, s); !pending && out != nil {
 		_ = u.write(out, io.from, io.dst, io.ifindex, io)
 	}

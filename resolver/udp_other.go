@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -20,6 +21,7 @@ type udpSocket struct {
 	conn     *net.UDPConn
 	local    netip.AddrPort
 	wildcard bool
+	closed   atomic.Bool
 }
 
 type udpIO struct {
@@ -59,7 +61,7 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
 }
 
 func (u *udpSocket) LocalAddr() net.Addr { return u.conn.LocalAddr() }
-func (u *udpSocket) Close() error        { return u.conn.Close() }
+func (u *udpSocket) Close() error        { u.closed.Store(true); return u.conn.Close() }
 func (u *udpSocket) release()            {}
 
 func (u *udpSocket) read(io *udpIO) (int, error) {

@@ -17,6 +17,15 @@ func (u *udpSocket) write(b []byte, to netip.AddrPort, src netip.Addr, ifindex i
 	if len(b) == 0 {
 		return nil
 	}
+	if !u.wildcard { // sendto: no control message to carry
+		n := putSockaddr(&io.name, u.family, to)
+		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(u.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0,
+			uintptr(unsafe.Pointer(&io.name)), uintptr(n))
+		if errno != 0 {
+			return os.NewSyscallError("sendto", errno)
+		}
+		return nil
+	}
 	io.iov.Base, io.iov.Len = &b[0], uint64(len(b))
 	io.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&io.name)), Iov: &io.iov, Iovlen: 1}
 	io.hdr.Namelen = putSockaddr(&io.name, u.family, to)

@@ -28,6 +28,8 @@ type exchange struct {
 	budget time.Time // no attempt runs past it
 	done   func(*dns.Msg, error)
 
+	poller *udpPoller // where UDP attempts wait; a Lane's when started on one
+
 	mu       sync.Mutex
 	next     int
 	running  []*attempt
@@ -46,6 +48,10 @@ type attempt struct {
 	mu     sync.Mutex
 	cancel func() // set by the transport; stops the attempt
 	over   bool   // finished or cancelled
+	// poller is where a UDP attempt waits (the forwarder's, or a Lane);
+	// the exchange's next attempt after this one goes there too, so a
+	// lane's exchanges stay on its owner's thread.
+	poller *udpPoller
 }
 
 // nextLocked prepares an attempt at the next upstream in order; the
@@ -55,7 +61,7 @@ func (ex *exchange) nextLocked() *attempt {
 	u := ex.order[ex.next]
 	ex.next++
 	now := time.Now()
-	a := &attempt{ex: ex, up: u, started: now, deadline: now.Add(ex.f.timeout)}
+	a := &attempt{ex: ex, up: u, started: now, deadline: now.Add(ex.f.timeout), poller: ex.poller}
 	if a.deadline.After(ex.budget) {
 		a.deadline = ex.budget
 	}
@@ -146,6 +152,7 @@ func (ex *exchange) result(a *attempt, r result) {
 	}
 	ex.fails.add(r)
 	if ex.canLaunchLocked() {
+		ex.poller = a.poller // nil after a stream attempt: the forwarder's poller
 		next := ex.nextLocked()
 		ex.mu.Unlock()
 		next.up.tr.start(next)
@@ -247,6 +254,7 @@ func (fs *failures) result() (*dns.Msg, error) {
 // its own: TCP, TLS and HTTPS attempts, and the TCP retry of a truncated
 // UDP reply.
 func startBlocking(a *attempt, run func(ctx context.Context, deadline time.Time, wire []byte, qlen int) (*dns.Msg, error)) {
+	a.poller = nil // it reports from a goroutine of its own, not from a poller
 	ctx, cancel := context.WithDeadline(context.Background(), a.deadline)
 	a.onCancel(cancel)
 	go func() {

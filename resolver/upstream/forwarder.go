@@ -171,10 +171,10 @@ func (f *Forwarder) Close() error {
 // reads upstream replies.
 func (f *Forwarder) Start(q Query, deadline time.Time, done func(*dns.Msg, error)) {
 	order, healthy := f.strategy.order(f.ups)
-	f.start(order, healthy, q, deadline, done)
+	f.start(order, healthy, q, deadline, nil, done)
 }
 
-func (f *Forwarder) start(order []*upstream, healthy int, q Query, deadline time.Time, done func(*dns.Msg, error)) *exchange {
+func (f *Forwarder) start(order []*upstream, healthy int, q Query, deadline time.Time, lane *udpPoller, done func(*dns.Msg, error)) *exchange {
 	if f.closed.Load() {
 		done(nil, ErrClosed)
 		return nil
@@ -184,7 +184,7 @@ func (f *Forwarder) start(order []*upstream, healthy int, q Query, deadline time
 		done(nil, fmt.Errorf("upstream: %w", err))
 		return nil
 	}
-	ex := &exchange{f: f, wire: wire, qlen: qlen, order: order, width: f.strategy.width(), done: done}
+	ex := &exchange{f: f, wire: wire, qlen: qlen, order: order, width: f.strategy.width(), done: done, poller: lane}
 	// parallel_best gives the whole exchange one timeout; failover and
 	// round_robin spend up to a timeout per upstream, within the deadline.
 	ex.budget = deadline
@@ -235,7 +235,7 @@ func (f *Forwarder) exchangeWithOrder(ctx context.Context, order []*upstream, he
 	if !ok {
 		deadline = time.Now().Add(time.Duration(len(order)) * f.timeout)
 	}
-	ex := f.start(order, healthy, q, deadline, func(m *dns.Msg, err error) { got <- outcome{m, err} })
+	ex := f.start(order, healthy, q, deadline, nil, func(m *dns.Msg, err error) { got <- outcome{m, err} })
 	select {
 	case o := <-got:
 		if o.err != nil && pastDeadline(ctx) {

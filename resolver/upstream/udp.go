@@ -31,8 +31,14 @@ func newUDPTransport(addr string, p *udpPoller, tcp *streamTransport) *udpTransp
 	return &udpTransport{addr: netip.MustParseAddrPort(addr), poller: p, tcp: tcp}
 }
 
-func (t *udpTransport) start(a *attempt) { t.poller.send(a, t) }
-func (t *udpTransport) close() error     { return t.tcp.close() }
+func (t *udpTransport) start(a *attempt) {
+	if a.poller != nil {
+		a.poller.send(a, t) // the exchange's lane
+		return
+	}
+	t.poller.send(a, t)
+}
+func (t *udpTransport) close() error { return t.tcp.close() }
 
 // replied hands a reply datagram on: checked and unpacked, or retried
 // over TCP when truncated (the attempt's deadline still holds).

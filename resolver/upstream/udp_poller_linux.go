@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,8 @@ type udpPoller struct {
 	timers  deadlines
 	sleepTo time.Time // when the poller wakes by itself
 	closed  bool
+	active  atomic.Int32 // slots in use: attempts waiting
+	driven  bool         // a Lane: polled by its owner's loop, no goroutine of its own
 
 	events [64]unix.EpollEvent // poller goroutine only
 	buf    [udpReadSize]byte
@@ -66,6 +69,18 @@ func newUDPPoller() (*udpPoller, error) {
 	return p, nil
 }
 
+// newDrivenPoller is a poller without a goroutine: its owner waits on
+// epfd and calls poll (see Lane).
+func newDrivenPoller() (*udpPoller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	p := &udpPoller{epfd: epfd, wakefd: -1, done: make(chan struct{}), driven: true}
+	close(p.done)
+	return p, nil
+}
+
 // send opens a socket for the attempt, sends its query and waits for the
 // reply in the poller. Failures are reported at once.
 func (p *udpPoller) send(a *attempt, t *udpTransport) {
@@ -85,6 +100,8 @@ func (p *udpPoller) send(a *attempt, t *udpTransport) {
 	idx := p.slotLocked()
 	sl := &p.slots[idx]
 	sl.fd, sl.id, sl.a, sl.t, sl.rejected = fd, id, a, t, nil
+	a.poller = p // follow-up attempts of the exchange go where this one went
+	p.active.Add(1)
 	gen := sl.gen
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: idx, Pad: int32(gen)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -94,7 +111,7 @@ func (p *udpPoller) send(a *attempt, t *udpTransport) {
 		return
 	}
 	heap.Push(&p.timers, timer{at: a.deadline, idx: idx, gen: gen})
-	wake := a.deadline.Before(p.sleepTo)
+	wake := !p.driven && a.deadline.Before(p.sleepTo)
 	p.mu.Unlock()
 	if wake {
 		p.wake()
@@ -146,6 +163,7 @@ func (p *udpPoller) releaseLocked(idx int32) {
 	unix.Close(sl.fd)
 	*sl = udpSlot{gen: sl.gen + 1, fd: -1}
 	p.free = append(p.free, idx)
+	p.active.Add(-1)
 }
 
 // cancel drops an attempt the exchange no longer needs.
@@ -158,6 +176,9 @@ func (p *udpPoller) cancel(idx int32, gen uint32) {
 }
 
 func (p *udpPoller) wake() {
+	if p.driven {
+		return // its owner's loop polls it
+	}
 	var one = [8]byte{7: 1}
 	_, _ = unix.Write(p.wakefd, one[:])
 }
@@ -165,24 +186,26 @@ func (p *udpPoller) wake() {
 // run is the poller goroutine: wait, handle replies, expire deadlines.
 func (p *udpPoller) run() {
 	defer close(p.done)
-	for {
-		msec := p.sleepTime()
-		n, err := unix.EpollWait(p.epfd, p.events[:], msec)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			n = 0
-		}
-		for _, ev := range p.events[:max(n, 0)] {
-			if ev.Fd == wakeToken {
-				var b [8]byte
-				_, _ = unix.Read(p.wakefd, b[:])
-				continue
-			}
-			p.readable(ev.Fd, uint32(ev.Pad))
-		}
-		if p.expire(time.Now()) {
-			return
-		}
+	for !p.poll(p.sleepTime()) {
 	}
+}
+
+// poll waits up to msec (-1: until an event) for replies, handles them
+// and expires deadlines; it reports true once the poller is closed.
+func (p *udpPoller) poll(msec int) bool {
+	n, err := unix.EpollWait(p.epfd, p.events[:], msec)
+	if err != nil && !errors.Is(err, unix.EINTR) {
+		n = 0
+	}
+	for _, ev := range p.events[:max(n, 0)] {
+		if ev.Fd == wakeToken {
+			var b [8]byte
+			_, _ = unix.Read(p.wakefd, b[:])
+			continue
+		}
+		p.readable(ev.Fd, uint32(ev.Pad))
+	}
+	return p.expire(time.Now())
 }
 
 // sleepTime is how long to wait for events: until the earliest deadline.

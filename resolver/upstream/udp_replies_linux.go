@@ -90,6 +90,10 @@ func (p *udpPoller) close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	if p.driven {
+		p.expire(time.Now()) // ends every attempt still waiting (ErrClosed)
+		return os.NewSyscallError("close", unix.Close(p.epfd))
+	}
 	p.wake()
 	<-p.done
 	return errors.Join(os.NewSyscallError("close", unix.Close(p.epfd)), os.NewSyscallError("close", unix.Close(p.wakefd)))
