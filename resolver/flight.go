@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
 
@@ -191,7 +192,7 @@ func (r *Resolver) completed(fl *flight, m *dns.Msg, err error) {
 			req.ev.Outcome = metrics.OutcomeError
 			req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeServerFailure)
 		}
-		w.from.reply(req.out)
+		w.from.reply(req.out, s)
 		r.record(req, req.out)
 		r.inflight.Done()
 	}
@@ -213,7 +214,7 @@ func (r *Resolver) staleEntry(k cacheKey, now time.Time, fresh *cacheEntry) *cac
 func (w *waiter) request(s *scratch) *request {
 	req := &request{pkt: w.pkt, client: w.client, token: w.token, transport: w.transport, limit: w.limit, ev: w.ev,
 		peer: w.peer, local: w.local, excepted: w.excepted}
-	req.q, _ = parseQuery(w.pkt, s.name[:]) // parsed before: it parses again
-	req.ev.QName = string(req.q.qname)
+	req.q, _ = parseQuery(w.pkt, s.name[:])                         // parsed before: it parses again
+	req.ev.QName = unsafe.String(&req.q.qname[0], len(req.q.qname)) // borrowed, as in serve
 	return req
 }

@@ -65,4 +65,4 @@ func (r *Resolver) Handle(ctx context.Context, q Query) []byte {
 // replyChan is the origin of a query whose listener waits for it.
 type replyChan chan []byte
 
-func (c replyChan) reply(out []byte) { c <- bytes.Clone(out) }
+func (c replyChan) reply(out []byte, _ *scratch) { c <- bytes.Clone(out) }

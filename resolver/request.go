@@ -30,9 +30,10 @@ func (t Transport) String() string {
 
 // origin is where a query came from: the pipeline hands it the reply of a
 // query it could not answer at once. reply(nil) means "send nothing"; it
-// is called exactly once per such query, from any goroutine.
+// is called exactly once per such query, from any goroutine, with that
+// goroutine's scratch.
 type origin interface {
-	reply(out []byte)
+	reply(out []byte, s *scratch)
 }
 
 // request is one query on its way through the pipeline. Its packet and
@@ -68,6 +69,7 @@ type request struct {
 type scratch struct {
 	name [maxNameText]byte
 	out  []byte
+	io   udpIO // for UDP replies written from this goroutine
 }
 
 func newScratch() *scratch { return &scratch{out: make([]byte, 0, 4096)} }

@@ -11,7 +11,7 @@ import (
 // chanOrigin receives an answer the pipeline sends later (a cache miss).
 type chanOrigin chan []byte
 
-func (c chanOrigin) reply(out []byte) { c <- append([]byte(nil), out...) }
+func (c chanOrigin) reply(out []byte, _ *scratch) { c <- append([]byte(nil), out...) }
 
 // serveWire runs one packet through the pipeline in process, as a UDP
 // query from client, and returns the reply (nil: none), waiting for a

@@ -146,7 +146,7 @@ func (sc *streamConn) serve() {
 		sc.slots <- struct{}{}
 		req := request{pkt: msg[:n], client: sc.client, token: sc.token, transport: sc.sl.transport, from: sc, peer: sc.peer, local: sc.local}
 		if out, pending := sc.sl.r.serve(&req, s); !pending {
-			sc.reply(out)
+			sc.reply(out, s)
 		}
 	}
 }
@@ -181,7 +181,7 @@ func (sl *streamListener) isClosing() bool {
 }
 
 // reply writes one answer, framed, and frees its slot; nil writes nothing.
-func (sc *streamConn) reply(out []byte) {
+func (sc *streamConn) reply(out []byte, _ *scratch) {
 	defer func() { <-sc.slots }()
 	if out == nil {
 		return

@@ -115,10 +115,9 @@ type udpOrigin struct {
 	ifindex int32
 }
 
-func (o *udpOrigin) reply(out []byte) {
+func (o *udpOrigin) reply(out []byte, s *scratch) {
 	if out != nil {
-		var io udpIO
-		_ = o.sock.write(out, o.to, o.dst, o.ifindex, &io)
+		_ = o.sock.write(out, o.to, o.dst, o.ifindex, &s.io)
 	}
 }
 

@@ -50,6 +50,8 @@ type Forwarder struct {
 	timeout       time.Duration
 	probeInterval time.Duration
 	ups           []*upstream
+	twice         []*upstream  // ups, ups: a rotation of them is a sub-slice
+	down          atomic.Int32 // upstreams marked down
 	names         []string
 	log           *slog.Logger
 	obs           Observer
@@ -96,6 +98,7 @@ func New(cfg Config, opts Options) (*Forwarder, error) {
 		f.Close()
 		return nil, err
 	}
+	f.twice = append(slices.Clone(f.ups), f.ups...)
 	for _, u := range f.ups {
 		f.obs.UpstreamUp(u.name, true) // so dashboards show every upstream from the start
 	}
@@ -170,7 +173,7 @@ func (f *Forwarder) Close() error {
 // runs past deadline. done must not block: it runs on the goroutine that
 // reads upstream replies.
 func (f *Forwarder) Start(q Query, deadline time.Time, done func(*dns.Msg, error)) {
-	order, healthy := f.strategy.order(f.ups)
+	order, healthy := f.order()
 	f.start(order, healthy, q, deadline, nil, done)
 }
 
@@ -195,6 +198,11 @@ func (f *Forwarder) start(order []*upstream, healthy int, q Query, deadline time
 	return ex
 }
 
+// order is the strategy's order for the next query.
+func (f *Forwarder) order() ([]*upstream, int) {
+	return f.strategy.order(f.twice, f.down.Load() > 0)
+}
+
 // Exchange is Start for callers that wait: it forwards m's question (with
 // its DO and CD bits) and returns the answer with m's ID and question.
 func (f *Forwarder) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
@@ -203,7 +211,7 @@ func (f *Forwarder) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) 
 	}
 	q := m.Question[0]
 	opt := m.IsEdns0()
-	order, healthy := f.strategy.order(f.ups)
+	order, healthy := f.order()
 	reply, err := f.exchangeWithOrder(ctx, order, healthy, Query{Name: q.Name, Type: q.Qtype, Class: q.Qclass,
 		DO: opt != nil && opt.Do(), CD: m.CheckingDisabled})
 	if err != nil {
@@ -263,6 +271,11 @@ func (f *Forwarder) account(u *upstream, r result, elapsed time.Duration, hadBud
 		return
 	}
 	f.obs.UpstreamUp(u.name, up)
+	if up {
+		f.down.Add(-1)
+	} else {
+		f.down.Add(1)
+	}
 	if up {
 		f.log.Info("upstream is answering again", "upstream", u.name)
 		return

@@ -44,7 +44,7 @@ func (l *Lane) Close() error { return l.p.close() }
 // StartOn is Start with the exchange's UDP attempts on lane (nil: the
 // forwarder's own poller).
 func (f *Forwarder) StartOn(lane *Lane, q Query, deadline time.Time, done func(*dns.Msg, error)) {
-	order, healthy := f.strategy.order(f.ups)
+	order, healthy := f.order()
 	var p *udpPoller
 	if lane != nil {
 		p = lane.p

@@ -10,7 +10,9 @@ import (
 // (tried only when every healthy one has failed). It returns how many
 // are healthy. Each exchange asks once; nothing else picks upstreams.
 type strategy interface {
-	order(ups []*upstream) (order []*upstream, healthy int)
+	// order is given the upstreams twice over (ups, ups), so a rotation
+	// is a sub-slice, and whether any is down.
+	order(twice []*upstream, anyDown bool) (order []*upstream, healthy int)
 	width() int // attempts in flight at once
 }
 
@@ -25,9 +27,14 @@ func newStrategy(name string) strategy {
 }
 
 // healthyFirst lists the up upstreams, starting at start and wrapping
-// around, then the down ones.
-func healthyFirst(ups []*upstream, start int) ([]*upstream, int) {
-	out := make([]*upstream, 0, len(ups))
+// around, then the down ones. With none down it allocates nothing.
+func healthyFirst(twice []*upstream, start int, anyDown bool) ([]*upstream, int) {
+	n := len(twice) / 2
+	if !anyDown {
+		return twice[start : start+n : start+n], n
+	}
+	ups := twice[:n]
+	out := make([]*upstream, 0, n)
 	for i := range ups {
 		if u := ups[(start+i)%len(ups)]; !u.isDown() {
 			out = append(out, u)
@@ -45,14 +52,16 @@ func healthyFirst(ups []*upstream, start int) ([]*upstream, int) {
 // failover tries the upstreams in config order.
 type failover struct{}
 
-func (failover) order(ups []*upstream) ([]*upstream, int) { return healthyFirst(ups, 0) }
-func (failover) width() int                               { return 1 }
+func (failover) order(twice []*upstream, anyDown bool) ([]*upstream, int) {
+	return healthyFirst(twice, 0, anyDown)
+}
+func (failover) width() int { return 1 }
 
 // roundRobin starts each query at the next upstream in turn.
 type roundRobin struct{ next atomic.Uint32 }
 
-func (r *roundRobin) order(ups []*upstream) ([]*upstream, int) {
-	return healthyFirst(ups, int((r.next.Add(1)-1)%uint32(len(ups))))
+func (r *roundRobin) order(twice []*upstream, anyDown bool) ([]*upstream, int) {
+	return healthyFirst(twice, int((r.next.Add(1)-1)%uint32(len(twice)/2)), anyDown)
 }
 func (r *roundRobin) width() int { return 1 }
 
@@ -60,9 +69,10 @@ func (r *roundRobin) width() int { return 1 }
 // failures, then fastest) and takes the first good answer.
 type parallelBest struct{}
 
-func (parallelBest) order(ups []*upstream) ([]*upstream, int) {
-	out, healthy := healthyFirst(ups, 0)
+func (parallelBest) order(twice []*upstream, anyDown bool) ([]*upstream, int) {
+	out, healthy := healthyFirst(twice, 0, anyDown)
 	if healthy > 2 {
+		out = slices.Clone(out) // sorted below: not the shared slice
 		ranks := make(map[*upstream]rank, healthy)
 		for _, u := range out[:healthy] {
 			ranks[u] = u.rank()
