@@ -37,13 +37,15 @@ type flight struct {
 
 // waiter is one client waiting on a flight.
 type waiter struct {
-	pkt       []byte // a copy of the query
+	pkt       []byte // a copy of the query, in small when it fits
+	small     [512]byte
 	client    netip.Addr
 	token     string
 	transport Transport
 	limit     int
 	ev        metrics.QueryEvent // as the pipeline filled it; QName is set again from pkt
-	from      origin
+	from      origin             // nil for UDP: udp is the origin
+	udp       udpOrigin
 	peer      netip.AddrPort
 	local     netip.AddrPort
 	excepted  bool
@@ -108,10 +110,10 @@ func (r *Resolver) forward(req *request, s *scratch) bool {
 // clients it answers SERVFAIL at once: a flood of unique names, or
 // upstreams down, must not pile up memory.
 func (r *Resolver) forwardKey(req *request, k cacheKey, w *waiter, s *scratch) bool {
-	w.pkt, w.client, w.token, w.transport = append([]byte(nil), req.pkt...), req.client, req.token, req.transport
+	w.pkt, w.client, w.token, w.transport = append(w.small[:0], req.pkt...), req.client, req.token, req.transport
 	w.limit, w.ev, w.from, w.peer, w.local, w.excepted = req.limit, req.ev, req.from, req.peer, req.local, req.excepted
 	if w.from == nil {
-		w.from = &udpOrigin{sock: req.udp, to: req.peer, dst: req.dst, ifindex: req.ifindex}
+		w.udp = udpOrigin{sock: req.udp, to: req.peer, dst: req.dst, ifindex: req.ifindex}
 	}
 	fl, first, ok := r.flights.join(k, w)
 	if !ok {
@@ -192,7 +194,11 @@ func (r *Resolver) completed(fl *flight, m *dns.Msg, err error) {
 			req.ev.Outcome = metrics.OutcomeError
 			req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeServerFailure)
 		}
-		w.from.reply(req.out, s)
+		if w.from != nil {
+			w.from.reply(req.out, s)
+		} else {
+			w.udp.reply(req.out, s)
+		}
 		r.record(req, req.out)
 		r.inflight.Done()
 	}

@@ -1,7 +1,7 @@
 package upstream
 
 import (
-	"container/heap"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -84,7 +84,10 @@ func newDrivenPoller() (*udpPoller, error) {
 // send opens a socket for the attempt, sends its query and waits for the
 // reply in the poller. Failures are reported at once.
 func (p *udpPoller) send(a *attempt, t *udpTransport) {
-	wire, id := withID(a.ex.wire)
+	var buf [512]byte // the query goes out at once: no copy kept
+	wire := append(buf[:0], a.ex.wire...)
+	id := randomID()
+	binary.BigEndian.PutUint16(wire, id)
 	fd, err := dialAndSend(t.addr, wire)
 	if err != nil {
 		a.finish(nil, err, false)
@@ -110,7 +113,7 @@ func (p *udpPoller) send(a *attempt, t *udpTransport) {
 		a.finish(nil, os.NewSyscallError("epoll_ctl", err), false)
 		return
 	}
-	heap.Push(&p.timers, timer{at: a.deadline, idx: idx, gen: gen})
+	p.timers.push(timer{at: a.deadline, idx: idx, gen: gen})
 	wake := !p.driven && a.deadline.Before(p.sleepTo)
 	p.mu.Unlock()
 	if wake {
@@ -228,7 +231,7 @@ func (p *udpPoller) earliestLocked() (time.Time, bool) {
 		if sl := &p.slots[head.idx]; sl.gen == head.gen && sl.fd >= 0 {
 			return head.at, true
 		}
-		heap.Pop(&p.timers) // answered or cancelled already
+		p.timers.pop() // answered or cancelled already
 	}
 	return time.Time{}, false
 }

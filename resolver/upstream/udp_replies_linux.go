@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"os"
@@ -62,7 +61,7 @@ func (p *udpPoller) expire(now time.Time) bool {
 		if !ok || (!closed && now.Before(at)) {
 			break
 		}
-		head := heap.Pop(&p.timers).(timer)
+		head := p.timers.pop()
 		sl := &p.slots[head.idx]
 		err := sl.rejected
 		if err == nil {
@@ -99,7 +98,9 @@ func (p *udpPoller) close() error {
 	return errors.Join(os.NewSyscallError("close", unix.Close(p.epfd)), os.NewSyscallError("close", unix.Close(p.wakefd)))
 }
 
-// timer is one attempt's deadline; deadlines is a min-heap of them.
+// timer is one attempt's deadline; deadlines is a min-heap of them,
+// written out rather than through container/heap, whose any-typed Push
+// and Pop would box a timer per query.
 type timer struct {
 	at  time.Time
 	idx int32
@@ -108,13 +109,41 @@ type timer struct {
 
 type deadlines []timer
 
-func (d deadlines) Len() int           { return len(d) }
-func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
-func (d deadlines) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
-func (d *deadlines) Push(x any)        { *d = append(*d, x.(timer)) }
-func (d *deadlines) Pop() any {
-	old := *d
-	t := old[len(old)-1]
-	*d = old[:len(old)-1]
-	return t
+func (d deadlines) Len() int { return len(d) }
+
+func (d *deadlines) push(t timer) {
+	h := append(*d, t)
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h[i].at.Before(h[parent].at) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+	*d = h
+}
+
+func (d *deadlines) pop() timer {
+	h := *d
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		small, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h[l].at.Before(h[small].at) {
+			small = l
+		}
+		if r < len(h) && h[r].at.Before(h[small].at) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		h[i], h[small] = h[small], h[i]
+		i = small
+	}
+	*d = h
+	return top
 }
