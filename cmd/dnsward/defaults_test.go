@@ -64,6 +64,7 @@ var backticked = regexp.MustCompile("`([^`]*)`")
 var listDefaults = map[string]any{
 	"lists.NAME.refresh":   blocklist.DefaultRefresh,
 	"lists.NAME.on_expire": blocklist.OnExpireKeep,
+	"unknown_token":        blocklist.UnknownTokenAddress,
 }
 
 func TestREADMEDefaultsAreTheCodeDefaults(t *testing.T) {

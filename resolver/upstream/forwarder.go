@@ -290,13 +290,15 @@ func (f *Forwarder) account(u *upstream, r result, elapsed time.Duration, hadBud
 	}
 }
 
-// pastDeadline reports a context whose deadline has passed, even if its
-// own timer has not fired yet (a socket deadline at the same instant can
-// fire first).
+// pastDeadline reports a context whose deadline has passed, or is about
+// to (within deadlineSlack), even if its own timer has not fired yet: an
+// attempt capped at the same instant can report first.
 func pastDeadline(ctx context.Context) bool {
 	d, ok := ctx.Deadline()
-	return ctx.Err() != nil || ok && !time.Now().Before(d)
+	return ctx.Err() != nil || ok && !time.Now().Add(deadlineSlack).Before(d)
 }
+
+const deadlineSlack = 5 * time.Millisecond
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
