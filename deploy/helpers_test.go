@@ -142,8 +142,13 @@ func waitAnswer(t *testing.T, network, addr, name string, limit time.Duration) *
 	var lastErr error
 	for time.Now().Before(deadline) {
 		resp, _, err := c.Exchange(m, addr)
-		if err == nil {
+		// SERVFAIL while the upstream beside it is still starting is
+		// expected; ask again until it has had time to come up.
+		if err == nil && (resp.Rcode != dns.RcodeServerFailure || !time.Now().Add(time.Second).Before(deadline)) {
 			return resp
+		}
+		if err == nil {
+			err = fmt.Errorf("SERVFAIL")
 		}
 		lastErr = err
 		time.Sleep(200 * time.Millisecond)
