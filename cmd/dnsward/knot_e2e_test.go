@@ -180,3 +180,26 @@ func TestSignedNotifyOverUDP(t *testing.T) {
 	}
 	waitReady(t, a)
 }
+
+// TestKnotFleetConvergence: one knotd primary, three dnsward apps as its
+// secondaries, each notified on its own DNS listener; one change on knotd;
+// every app's listener answers NXDOMAIN for the new name within 2 s.
+func TestKnotFleetConvergence(t *testing.T) {
+	up := startZoneServer(t, nil)
+	listens := []string{dnstest.FreeAddr(t), dnstest.FreeAddr(t), dnstest.FreeAddr(t)}
+	k := dnstest.StartKnot(t, "rpz.test", []string{"bad.example"}, listens)
+	for _, l := range listens {
+		startKnotSecondary(t, k, l, up.addr)
+		wantRcodes(t, l, "bad.example.", dns.RcodeNameError)
+	}
+	k.Change([]string{"new.example"}, nil)
+	committed := time.Now()
+	var slowest time.Duration
+	for i, l := range listens {
+		waitBlocked(t, l, "new.example.", 2*time.Second)
+		took := time.Since(committed)
+		slowest = max(slowest, took)
+		t.Logf("replica %d answers NXDOMAIN %s after knotc zone-commit returned", i, took)
+	}
+	t.Logf("all three replicas converged within %s", slowest)
+}
