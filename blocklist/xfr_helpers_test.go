@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // testPrimary is a small authoritative server for one RPZ zone on
@@ -37,8 +39,8 @@ type zoneVersion struct {
 	names  []string // blocked owner names, relative
 }
 
-const testKeyName = "transfer-key."
-const testSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+const testKeyName = dnstest.TSIGKeyFQDN
+const testSecret = dnstest.TSIGSecret
 
 func startTestPrimary(t testing.TB, zone string, key bool, names ...string) *testPrimary {
 	t.Helper()

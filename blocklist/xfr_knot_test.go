@@ -5,10 +5,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // knotConfig is xfrConfig for a knotd zone, with the test key.
-func knotConfig(k *knotPrimary) Config { return xfrConfig(k.source(), true) }
+func knotConfig(k *dnstest.Knot) Config { return xfrConfig(k.Source(), true) }
 
 func runEngine(t testing.TB, e *Engine) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -20,7 +22,7 @@ func runEngine(t testing.TB, e *Engine) {
 // change, enforcement within 2 s.
 func TestKnotPrimary(t *testing.T) {
 	sink := newNotifyListener(t)
-	k := startKnot(t, "rpz.test", []string{"bad.example", "old.example"}, []string{sink.addr})
+	k := dnstest.StartKnot(t, "rpz.test", []string{"bad.example", "old.example"}, []string{sink.addr})
 	e := newEngine(t, knotConfig(k), Options{PollInterval: time.Hour, StateDir: t.TempDir()})
 	sink.engine.Store(e)
 	runEngine(t, e)
@@ -28,7 +30,7 @@ func TestKnotPrimary(t *testing.T) {
 	expect(t, e, "10.0.0.1", "new.example", Allow, "")
 
 	start := time.Now()
-	k.change([]string{"new.example"}, []string{"old.example"})
+	k.Change([]string{"new.example"}, []string{"old.example"})
 	waitUntil(t, 2*time.Second, "new.example blocked after the change on knotd", func() bool {
 		return e.Decide(addr("10.0.0.1"), "new.example").Action == Block
 	})
@@ -39,10 +41,10 @@ func TestKnotPrimary(t *testing.T) {
 		t.Errorf("zone %+v; want serial 2 by IXFR", z)
 	}
 	waitUntil(t, 2*time.Second, "knotd to log the IXFR", func() bool {
-		return strings.Contains(k.logText(), "IXFR, outgoing")
+		return strings.Contains(k.Log(), "IXFR, outgoing")
 	})
-	if !strings.Contains(k.logText(), "notify, outgoing") {
-		t.Errorf("knotd's log shows no NOTIFY sent:\n%s", k.logText())
+	if !strings.Contains(k.Log(), "notify, outgoing") {
+		t.Errorf("knotd's log shows no NOTIFY sent:\n%s", k.Log())
 	}
 }
 
@@ -50,9 +52,9 @@ func TestKnotPrimary(t *testing.T) {
 // saved copy; once it is back, IXFR continues from the saved serial.
 func TestKnotPrimaryDownAtStart(t *testing.T) {
 	dir := t.TempDir()
-	k := startKnot(t, "rpz.test", []string{"bad.example"}, nil)
+	k := dnstest.StartKnot(t, "rpz.test", []string{"bad.example"}, nil)
 	newEngine(t, knotConfig(k), Options{StateDir: dir})
-	k.stop()
+	k.Stop()
 
 	e := newEngine(t, knotConfig(k), Options{StateDir: dir})
 	expect(t, e, "10.0.0.1", "bad.example", Block, "rpz")
@@ -65,14 +67,14 @@ func TestKnotPrimaryDownAtStart(t *testing.T) {
 // TestKnotWrongKey: knotd refuses a transfer signed with the wrong secret;
 // the old policy stays and the status says why.
 func TestKnotWrongKey(t *testing.T) {
-	k := startKnot(t, "rpz.test", []string{"bad.example"}, nil)
+	k := dnstest.StartKnot(t, "rpz.test", []string{"bad.example"}, nil)
 	e := newEngine(t, knotConfig(k), Options{})
 	wrong := knotConfig(k)
 	wrong.TSIGKeys["transfer-key"] = TSIGKeyConfig{Algorithm: "hmac-sha256", Secret: "d3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmc="}
 	if err := e.Apply(context.Background(), wrong); err != nil {
 		t.Fatal(err)
 	}
-	k.change([]string{"new.example"}, nil)
+	k.Change([]string{"new.example"}, nil)
 	err := e.Reload(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "NOTAUTH") {
 		t.Fatalf("Reload with the wrong secret: %v; want knotd's NOTAUTH", err)
@@ -91,7 +93,7 @@ func TestKnotWrongKey(t *testing.T) {
 // within 2 s.
 func TestKnotConvergence(t *testing.T) {
 	sinks := []*notifyListener{newNotifyListener(t), newNotifyListener(t), newNotifyListener(t)}
-	k := startKnot(t, "rpz.test", []string{"bad.example"}, []string{sinks[0].addr, sinks[1].addr, sinks[2].addr})
+	k := dnstest.StartKnot(t, "rpz.test", []string{"bad.example"}, []string{sinks[0].addr, sinks[1].addr, sinks[2].addr})
 	var engines []*Engine
 	for _, s := range sinks {
 		e := newEngine(t, knotConfig(k), Options{PollInterval: time.Hour})
@@ -100,7 +102,7 @@ func TestKnotConvergence(t *testing.T) {
 		engines = append(engines, e)
 	}
 	start := time.Now()
-	k.change([]string{"new.example"}, nil)
+	k.Change([]string{"new.example"}, nil)
 	var slowest time.Duration
 	for i, e := range engines {
 		waitUntil(t, 2*time.Second, "a replica to block new.example", func() bool {

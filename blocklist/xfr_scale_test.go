@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // queenslandRecords is the size of Queensland's protective-DNS RPZ.
@@ -96,7 +98,7 @@ func TestXFRQueenslandScale(t *testing.T) {
 		t.Skip("set DNSWARD_XFR_SCALE=1 to measure a 1.5M-record zone transfer")
 	}
 	const zone = "rpz.test"
-	k := startKnotWith(t, zone, nil, nil, func(path string) { writeScaleZone(t, path, zone, 1, 0, queenslandRecords) })
+	k := dnstest.StartKnotZone(t, dnstest.KnotZone{Name: zone, WriteZone: func(path string) { writeScaleZone(t, path, zone, 1, 0, queenslandRecords) }})
 	dir := t.TempDir()
 
 	runtime.GC()
@@ -113,9 +115,9 @@ func TestXFRQueenslandScale(t *testing.T) {
 
 	// 1,000 changes: 500 names removed, 500 added, applied by knotd as a
 	// zone-file difference (so it journals them for IXFR).
-	writeScaleZone(t, k.dir+"/"+zone+".zone", zone, 2, 500, queenslandRecords+500)
-	k.knotc("zone-reload", zone)
-	k.waitServing(2, 2*time.Minute)
+	writeScaleZone(t, k.ZoneFile(), zone, 2, 500, queenslandRecords+500)
+	k.Knotc("zone-reload", zone)
+	k.WaitServing(2, 2*time.Minute)
 	runtime.GC()
 	resetPeakRSS()
 	peak = samplePeak()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,11 +14,12 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dnsward/dnsward/blocklist"
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 const (
-	keyName = "transfer-key"
-	secret  = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+	keyName = dnstest.TSIGKeyName
+	secret  = dnstest.TSIGSecret
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -72,32 +72,13 @@ func (f *policyFixture) change(t testing.TB, block, allow string) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 func testKey() blocklist.TSIGKey {
 	return blocklist.TSIGKey{Name: keyName + ".", Algorithm: dns.HmacSHA256, Secret: secret}
 }
 
 func startPrimary(t testing.TB, f *policyFixture, edit func(*Config)) (*Server, string) {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := dnstest.FreeAddr(t)
 	cfg := Config{Listen: []string{addr}, Zones: []ZoneConfig{{Name: "rpz.test", Group: "managed"}},
 		TSIG: keyName, Allow: []string{"127.0.0.0/8"}}
 	if edit != nil {

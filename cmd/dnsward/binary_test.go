@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,7 +49,7 @@ log: { level: info, format: json }
 	if out, err := exec.Command(bin, "check", "-config", path).CombinedOutput(); err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("dnsward check: %v\n%s", err, out)
 	}
-	logs := &syncBuffer{}
+	logs := &dnstest.LogBuffer{}
 	cmd := exec.Command(bin, "serve", "-config", path)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
@@ -135,7 +133,7 @@ func freePort(t *testing.T) int {
 	return port
 }
 
-func waitHTTP(t *testing.T, url string, exited <-chan error, logs *syncBuffer) {
+func waitHTTP(t *testing.T, url string, exited <-chan error, logs *dnstest.LogBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -151,22 +149,4 @@ func waitHTTP(t *testing.T, url string, exited <-chan error, logs *syncBuffer) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s not up within 15 s\n%s", url, logs.String())
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

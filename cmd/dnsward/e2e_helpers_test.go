@@ -65,8 +65,15 @@ func (z *zoneServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // listeners use free loopback ports, and returns its path.
 func writeConfig(t *testing.T, dir, upstreamAddr, body string) string {
 	t.Helper()
-	text := fmt.Sprintf("listen: [\"127.0.0.1:0\"]\nupstream:\n  servers: [\"%s\"]\n  strategy: failover\n  timeout: 1s\nadmin:\n  listen: \"127.0.0.1:0\"\nstate_dir: %q\n%s",
-		upstreamAddr, filepath.Join(dir, "state"), body)
+	return writeConfigOn(t, dir, "127.0.0.1:0", upstreamAddr, body)
+}
+
+// writeConfigOn is writeConfig with the DNS listener on listen, for a
+// primary that must know where to send NOTIFY before dnsward starts.
+func writeConfigOn(t *testing.T, dir, listen, upstreamAddr, body string) string {
+	t.Helper()
+	text := fmt.Sprintf("listen: [%q]\nupstream:\n  servers: [\"%s\"]\n  strategy: failover\n  timeout: 1s\nadmin:\n  listen: \"127.0.0.1:0\"\nstate_dir: %q\n%s",
+		listen, upstreamAddr, filepath.Join(dir, "state"), body)
 	path := filepath.Join(dir, "dnsward.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

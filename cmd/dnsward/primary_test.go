@@ -13,17 +13,6 @@ import (
 	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
-const testTSIGSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
-
-func freeLoopbackPort(t *testing.T) string {
-	t.Helper()
-	pc, l := dnstest.ListenUDPAndTCP(t)
-	addr := pc.LocalAddr().String()
-	pc.Close()
-	l.Close()
-	return addr
-}
-
 // TestRPZPrimaryToSecondary runs two dnsward configs in-process: one
 // publishes its managed group as an RPZ zone, the other takes that zone by
 // axfr:// with TSIG (secret_file) and blocks by it; dnsward check shows
@@ -32,7 +21,7 @@ func TestRPZPrimaryToSecondary(t *testing.T) {
 	up := startZoneServer(t, nil)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	for _, d := range []string{dirA, dirB} {
-		if err := os.WriteFile(filepath.Join(d, "transfer.key"), []byte(testTSIGSecret+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(d, "transfer.key"), []byte(dnstest.TSIGSecret+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,7 +29,7 @@ func TestRPZPrimaryToSecondary(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := "tsig_keys:\n  transfer-key: {algorithm: hmac-sha256, secret_file: transfer.key}\n"
-	primaryAddr := freeLoopbackPort(t)
+	primaryAddr := dnstest.FreeAddr(t)
 	a := startApp(t, writeConfig(t, dirA, up.addr, keys+fmt.Sprintf(`lists:
   own: {sources: [own.txt]}
 groups:
@@ -90,7 +79,7 @@ groups:
 }
 
 func TestRPZPrimaryConfigErrors(t *testing.T) {
-	base := "upstream:\n  servers: [\"127.0.0.1:53\"]\ntsig_keys:\n  k: {secret: " + testTSIGSecret + "}\ngroups:\n  - {name: gov, clients: [10.0.0.0/8]}\n"
+	base := "upstream:\n  servers: [\"127.0.0.1:53\"]\ntsig_keys:\n  k: {secret: " + dnstest.TSIGSecret + "}\ngroups:\n  - {name: gov, clients: [10.0.0.0/8]}\n"
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unknown group", base + "rpz_primary:\n  listen: [\"127.0.0.1:5300\"]\n  zones: [{name: rpz.test, group: nosuch}]\n  tsig: k\n  allow: [127.0.0.1]\n",
 			`cfg.yaml:9: rpz_primary.zones[0].group`},

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/dnsward/dnsward/internal/dnstest"
 )
 
 // A Prometheus server run by a test: started on a free loopback port,
@@ -20,7 +22,7 @@ import (
 // promServer is a Prometheus child process on a loopback port.
 type promServer struct {
 	base   string
-	out    *syncBuffer
+	out    *dnstest.LogBuffer
 	exited chan struct{}
 }
 
@@ -38,7 +40,7 @@ func startPrometheus(t *testing.T, bin, dir, target string) *promServer {
 		"--web.listen-address="+addr)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second // then SIGKILL
-	p := &promServer{base: "http://" + addr, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &promServer{base: "http://" + addr, out: &dnstest.LogBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		cancel()
