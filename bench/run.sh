@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dnsward against Unbound on loopback: see docs/benchmarks.md.
 #
-#   bash bench/run.sh                    # full run (root or sudo installs dnsperf and unbound)
+#   bash bench/run.sh                    # full run (root or sudo installs dnsperf, unbound, h2load)
 #   DURATION=5 bash bench/run.sh         # shorter runs
 #
 # Environment (defaults in brackets):
@@ -11,7 +11,9 @@
 #   RATE_OUTSTANDING [100]   dnsperf -q of the @rate runs (see docs/benchmarks.md: -q 500
 #                      opens with a burst that overflows either server's default socket buffer)
 #   ROUNDS [1]         repeat every scenario; the table shows medians
-#   SCENARIOS ["cached blocked mixed miss cached@rate blocked@rate mixed@rate"]
+#   SCENARIOS ["cached blocked mixed miss cached@rate blocked@rate mixed@rate dot doh"]
+#                      dot and doh: the cached names over DNS over TLS (dnsperf -m dot) and
+#                      over HTTPS (h2load, HTTP/2 GETs)
 #   RULES [1000000]    rules in the generated list
 #   LISTS [../shared/data/lists]  real blocklistproject lists; missing means all synthetic
 #   OUT [bench/out]    everything generated, logs and results.md
@@ -29,7 +31,7 @@ THREADS=${THREADS:-2}
 OUTSTANDING=${OUTSTANDING:-500}
 RATE_OUTSTANDING=${RATE_OUTSTANDING:-100}
 ROUNDS=${ROUNDS:-1}
-SCENARIOS=${SCENARIOS:-"cached blocked mixed miss cached@rate blocked@rate mixed@rate"}
+SCENARIOS=${SCENARIOS:-"cached blocked mixed miss cached@rate blocked@rate mixed@rate dot doh"}
 RULES=${RULES:-1000000}
 LISTS=${LISTS:-$ROOT/../shared/data/lists}
 OUT=${OUT:-$ROOT/bench/out}
@@ -40,7 +42,10 @@ STARTS=${STARTS:-3}
 
 HOST=127.0.0.1
 UPSTREAM_PORT=5300 UNBOUND_PORT=5301 DNSWARD_PORT=5302 ADMIN_PORT=5303
+UNBOUND_TLS_PORT=5304 UNBOUND_HTTPS_PORT=5305 DNSWARD_TLS_PORT=5306 DNSWARD_HTTPS_PORT=5307
 declare -A PORT=([dnsward]=$DNSWARD_PORT [unbound]=$UNBOUND_PORT)
+declare -A TLS_PORT=([dnsward]=$DNSWARD_TLS_PORT [unbound]=$UNBOUND_TLS_PORT)
+declare -A HTTPS_PORT=([dnsward]=$DNSWARD_HTTPS_PORT [unbound]=$UNBOUND_HTTPS_PORT)
 declare -A PID=()
 BIN=$OUT/bin LOGS=$OUT/logs TSV=$OUT/results.tsv
 
@@ -67,6 +72,7 @@ install_tools() {
 	local missing=()
 	command -v dnsperf >/dev/null || missing+=(dnsperf)
 	command -v unbound >/dev/null || missing+=(unbound)
+	command -v h2load >/dev/null || missing+=(nghttp2-client)
 	[[ ${#missing[@]} -eq 0 ]] && return
 	[[ $NO_INSTALL == 1 ]] && die "missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) or unset NO_INSTALL"
 	command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get; install them by hand"
@@ -84,7 +90,7 @@ install_tools() {
 check_tools() {
 	local t
 	command -v go >/dev/null || die "go not found in PATH: dnsward needs Go 1.26 or newer (Debian 12's golang package is too old)"
-	for t in dnsperf unbound getconf timeout awk; do
+	for t in dnsperf unbound h2load getconf timeout awk openssl; do
 		command -v "$t" >/dev/null || die "$t not found in PATH"
 	done
 	[[ -r /proc/self/stat ]] || die "/proc is needed for CPU and memory figures"
@@ -104,10 +110,22 @@ build() {
 generate() {
 	local miss=$((DURATION * 150000 > 300000 ? DURATION * 150000 : 300000))
 	say "generating a $RULES-rule list, query files and configs into $OUT"
+	make_cert
 	"$BIN/genlists" -out "$OUT" -real "$LISTS" -rules "$RULES" -miss "$miss" -threads "$(nproc)" \
 		-upstream "$HOST:$UPSTREAM_PORT" -unbound "$HOST:$UNBOUND_PORT" \
-		-dnsward "$HOST:$DNSWARD_PORT" -admin "$HOST:$ADMIN_PORT" 2>&1 | sed 's/^/   /' >&2
+		-dnsward "$HOST:$DNSWARD_PORT" -admin "$HOST:$ADMIN_PORT" \
+		-cert "$CERT" -key "$KEY" -unbound-tls "$HOST:$UNBOUND_TLS_PORT" -unbound-https "$HOST:$UNBOUND_HTTPS_PORT" \
+		-dnsward-tls "$HOST:$DNSWARD_TLS_PORT" -dnsward-https "$HOST:$DNSWARD_HTTPS_PORT" 2>&1 | sed 's/^/   /' >&2
 	cat "$OUT/summary.txt" >&2
+}
+
+# make_cert: one self-signed ECDSA P-256 certificate for 127.0.0.1 that both
+# servers' DoT and DoH listeners use, and the probe trusts.
+make_cert() {
+	CERT=$OUT/bench-cert.pem KEY=$OUT/bench-key.pem
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+		-subj /CN=bench.dnsward.test -addext "subjectAltName=DNS:bench.dnsward.test,IP:127.0.0.1" \
+		-keyout "$KEY" -out "$CERT" >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log" >&2; die "openssl could not make the bench certificate"; }
 }
 
 port_free() {
@@ -162,6 +180,10 @@ start_server() {
 		die "$name: allowed names do not resolve through the bench upstream"
 	"$BIN/probe" -mode verify -server "$addr" -file "$OUT/blocked.txt" -n 500 -expect blocked >&2 ||
 		die "$name: listed names are not blocked"
+	"$BIN/probe" -mode verify -net dot -ca "$CERT" -server "$HOST:${TLS_PORT[$name]}" -file "$OUT/cached.txt" -n 200 -expect allowed >&2 ||
+		die "$name: DNS over TLS does not answer on port ${TLS_PORT[$name]}"
+	"$BIN/probe" -mode verify -net doh -ca "$CERT" -server "$HOST:${HTTPS_PORT[$name]}" -file "$OUT/cached.txt" -n 200 -expect allowed >&2 ||
+		die "$name: DNS over HTTPS does not answer on port ${HTTPS_PORT[$name]}"
 	RSS_KB[$name]=$(status_kb "$name" VmRSS)
 	HWM_LOADED_KB[$name]=$(status_kb "$name" VmHWM)
 }
@@ -182,6 +204,7 @@ rcvbuf_errors() { awk '/^Udp:/ {if (h) {print $(col); exit} for (i = 1; i <= NF;
 # query_file SCENARIO ROUND: the dnsperf input for a scenario.
 query_file() {
 	local base=${1%@rate}
+	[[ $base == dot || $base == doh ]] && base=cached
 	if [[ $base == miss && $2 -gt 1 ]]; then
 		# A fresh prefix per round keeps cache-miss names unseen by both servers.
 		[[ -f $OUT/miss-r$2.txt ]] || awk -v p="r$2-" '{print p $0}' "$OUT/miss.txt" >"$OUT/miss-r$2.txt"
@@ -194,28 +217,57 @@ query_file() {
 
 # measure ROUND SCENARIO NAME: one bounded dnsperf run, one results.tsv row.
 measure() {
-	local round=$1 scen=$2 name=$3 file log before after args drops
-	file=$(query_file "$scen" "$round")
+	local round=$1 scen=$2 name=$3 log before after drops
 	log=$LOGS/r$round-$scen-$name.txt
-	args=(-s "$HOST" -p "${PORT[$name]}" -d "$file" -l "$DURATION" -c "$CLIENTS" -T "$THREADS")
-	if [[ $scen == *@rate ]]; then args+=(-q "$RATE_OUTSTANDING" -Q "$RATE"); else args+=(-q "$OUTSTANDING"); fi
 	alive "$name"
 	before=$(cpu_ticks "$name") drops=$(rcvbuf_errors)
-	timeout $((DURATION + 30)) dnsperf "${args[@]}" >"$log" 2>&1 || { tail -5 "$log" >&2; die "dnsperf failed on $name ($scen); log $log"; }
+	case $scen in
+	doh) load_h2 "$name" "$log" ;;
+	*) load_dnsperf "$round" "$scen" "$name" "$log" ;;
+	esac
 	after=$(cpu_ticks "$name")
 	# Lost queries are usually UDP receive-buffer overflows; say so in the log.
 	echo "  UDP RcvbufErrors during the run (whole machine): $(($(rcvbuf_errors) - drops))" >>"$log"
 	awk -v r="$round" -v s="$scen" -v n="$name" -v ticks=$((after - before)) -v hz="$CLK_TCK" '
+		# dnsperf
 		/Queries completed:/   {done = $3}
 		/Queries lost:/        {lost = $3}
 		/Queries per second:/  {qps = $4}
 		/Average Latency \(s\):/ {lat = $4 * 1000}
+		# h2load: "succeeded" (2xx/3xx) are answered; "failed" includes errored and timed out
+		/^finished in .* req\/s/ {qps = $4}
+		/^requests: .* succeeded/ {done = $8; lost = $10}
+		/^time for request:/   {lat = ms($6)}
+		function ms(v) { return v ~ /us$/ ? v / 1000 : v ~ /ms$/ ? v + 0 : v * 1000 }
 		END {
-			if (done == "" || qps == "") { print "no dnsperf statistics" > "/dev/stderr"; exit 1 }
+			if (done == "" || qps == "") { print "no load statistics" > "/dev/stderr"; exit 1 }
 			cpu = done > 0 ? ticks / hz * 1e6 / done : 0
 			printf "run\t%s\t%s\t%s\t%.0f\t%d\t%d\t%.3f\t%.2f\n", r, s, n, qps, done, lost, lat, cpu
-		}' "$log" >>"$TSV" || die "could not read dnsperf output in $log"
+		}' "$log" >>"$TSV" || die "could not read the load statistics in $log"
 	tail -1 "$TSV" | awk -F'\t' '{printf "   %-13s %-8s %8s QPS  %6s lost  %7s ms  %6s µs CPU/query\n", $3, $4, $5, $7, $8, $9}' >&2
+}
+
+# load_dnsperf ROUND SCENARIO NAME LOG: one bounded dnsperf run over UDP or DoT.
+load_dnsperf() {
+	local round=$1 scen=$2 name=$3 log=$4 args
+	case ${scen%@rate} in
+	dot) args=(-m dot -s "$HOST" -p "${TLS_PORT[$name]}") ;;
+	*) args=(-s "$HOST" -p "${PORT[$name]}") ;;
+	esac
+	args+=(-d "$(query_file "$scen" "$round")" -l "$DURATION" -c "$CLIENTS" -T "$THREADS")
+	if [[ $scen == *@rate ]]; then args+=(-q "$RATE_OUTSTANDING" -Q "$RATE"); else args+=(-q "$OUTSTANDING"); fi
+	timeout $((DURATION + 30)) dnsperf "${args[@]}" >"$log" 2>&1 || { tail -5 "$log" >&2; die "dnsperf failed on $name ($scen); log $log"; }
+}
+
+# load_h2 NAME LOG: one bounded h2load run of DoH GETs for the cached names,
+# CLIENTS HTTP/2 connections with OUTSTANDING streams open in all. Not
+# dnsperf -m doh: 2.10 (and 2.14) drop the second answer when two arrive in
+# one read (docs/benchmarks.md).
+load_h2() {
+	local name=$1 log=$2 uris=$OUT/doh-$1.txt
+	sed "s|^|https://$HOST:${HTTPS_PORT[$name]}|" "$OUT/doh-paths.txt" >"$uris"
+	timeout $((DURATION + 30)) h2load -i "$uris" -c "$CLIENTS" -t "$THREADS" -m $(((OUTSTANDING + CLIENTS - 1) / CLIENTS)) -D "$DURATION" >"$log" 2>&1 ||
+		{ tail -5 "$log" >&2; die "h2load failed on $name (doh); log $log"; }
 }
 
 # profile: an extra cached run of dnsward under perf, outside the measured runs.

@@ -53,6 +53,9 @@ func writeUnboundConf(path string, o options, rules []string) error {
     # names live under bench.test, so let them through to the upstream.
     local-zone: "test." nodefault
 `, ub.Addr(), ub.Port(), o.threads, o.out)
+		if o.encrypted() {
+			writeUnboundTLS(w, o)
+		}
 		for _, r := range rules {
 			fmt.Fprintf(w, "    local-zone: \"%s\" always_null\n", r)
 		}
@@ -66,6 +69,21 @@ forward-zone:
 `, up.Addr(), up.Port())
 		return nil
 	})
+}
+
+// writeUnboundTLS adds DoT and DoH interfaces: Unbound picks the protocol of
+// an interface by its port (tls-port, https-port).
+func writeUnboundTLS(w *bufio.Writer, o options) {
+	dot := netip.MustParseAddrPort(o.unboundTLS)
+	doh := netip.MustParseAddrPort(o.unboundHTTPS)
+	fmt.Fprintf(w, `    interface: %s@%d
+    interface: %s@%d
+    tls-port: %d
+    https-port: %d
+    tls-service-pem: "%s"
+    tls-service-key: "%s"
+    http-endpoint: "/dns-query"
+`, dot.Addr(), dot.Port(), doh.Addr(), doh.Port(), dot.Port(), doh.Port(), o.cert, o.key)
 }
 
 // writeDnswardConf blocks the whole list for every client with null IPs,
@@ -100,5 +118,13 @@ state_dir: "%s"
 log:
   level: warn
 `, o.dnsward, o.upstream, o.admin, filepath.Join(o.out, "blocklist.txt"), state)
+	if o.encrypted() {
+		conf += fmt.Sprintf(`listen_tls: ["%s"]
+listen_https: ["%s"]
+tls:
+  cert_file: "%s"
+  key_file: "%s"
+`, o.dnswardTLS, o.dnswardHTTPS, o.cert, o.key)
+	}
 	return os.WriteFile(path, []byte(conf), 0o644)
 }

@@ -27,7 +27,15 @@ type options struct {
 	unbound  string // loopback IP:PORT Unbound listens on
 	dnsward  string // loopback IP:PORT dnsward listens on
 	admin    string // dnsward admin address
+	// Encrypted listeners, all or none: a PEM certificate and key, and the
+	// DoT and DoH addresses of both servers.
+	cert, key                string
+	unboundTLS, unboundHTTPS string
+	dnswardTLS, dnswardHTTPS string
 }
+
+// encrypted reports whether the DoT and DoH listeners are configured.
+func (o options) encrypted() bool { return o.cert != "" }
 
 func main() {
 	var o options
@@ -44,6 +52,12 @@ func main() {
 	flag.StringVar(&o.unbound, "unbound", "127.0.0.1:5301", "Unbound listen address")
 	flag.StringVar(&o.dnsward, "dnsward", "127.0.0.1:5302", "dnsward listen address")
 	flag.StringVar(&o.admin, "admin", "127.0.0.1:5303", "dnsward admin address")
+	flag.StringVar(&o.cert, "cert", "", "PEM certificate for the DoT/DoH listeners (empty: none)")
+	flag.StringVar(&o.key, "key", "", "PEM key of -cert")
+	flag.StringVar(&o.unboundTLS, "unbound-tls", "127.0.0.1:5304", "Unbound DoT address (with -cert)")
+	flag.StringVar(&o.unboundHTTPS, "unbound-https", "127.0.0.1:5305", "Unbound DoH address (with -cert)")
+	flag.StringVar(&o.dnswardTLS, "dnsward-tls", "127.0.0.1:5306", "dnsward DoT address (with -cert)")
+	flag.StringVar(&o.dnswardHTTPS, "dnsward-https", "127.0.0.1:5307", "dnsward DoH address (with -cert)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "genlists:", err)
@@ -54,6 +68,14 @@ func main() {
 func run(o options) error {
 	if err := checkLoopback(o.upstream, o.unbound, o.dnsward, o.admin); err != nil {
 		return err
+	}
+	if o.encrypted() {
+		if o.key == "" {
+			return fmt.Errorf("-cert needs -key")
+		}
+		if err := checkLoopback(o.unboundTLS, o.unboundHTTPS, o.dnswardTLS, o.dnswardHTTPS); err != nil {
+			return err
+		}
 	}
 	out, err := filepath.Abs(o.out)
 	if err != nil {
@@ -79,6 +101,7 @@ func run(o options) error {
 	}{
 		{"blocklist.txt", func(p string) error { return writeLines(p, rules) }},
 		{"cached.txt", func(p string) error { return writeCached(p, o.cached) }},
+		{"doh-paths.txt", func(p string) error { return writeDoHPaths(p, o.cached) }},
 		{"blocked.txt", func(p string) error { return writeBlocked(p, rules, o.blocked, o.seed) }},
 		{"mixed.txt", func(p string) error { return writeMixed(p, rules, o.cached, o.mixed, o.seed) }},
 		{"miss.txt", func(p string) error { return writeMiss(p, o.miss, o.seed) }},

@@ -4,6 +4,8 @@
 //	    polls until NAME gets the expected answer; prints milliseconds since -since.
 //	probe -mode verify -server ADDR -file QUERIES -n 200 -expect blocked|allowed
 //	    asks the first n queries of a dnsperf file once each; fails unless every answer is as expected.
+//
+// -net dot or doh (with -ca CERT) asks over DNS over TLS or DNS over HTTPS instead of UDP.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 
 type options struct {
 	mode, server, name, qtype, expect, file string
+	network, ca                             string
 	since                                   int64
 	timeout                                 time.Duration
 	n                                       int
@@ -37,6 +40,8 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long (wait)")
 	flag.StringVar(&o.file, "file", "", "dnsperf query file (verify)")
 	flag.IntVar(&o.n, "n", 200, "queries to check (verify)")
+	flag.StringVar(&o.network, "net", "udp", "udp, dot or doh")
+	flag.StringVar(&o.ca, "ca", "", "PEM certificate to trust (dot, doh)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
@@ -72,9 +77,12 @@ func wait(o options) error {
 		start = time.Unix(0, o.since)
 	}
 	deadline := time.Now().Add(o.timeout)
-	client := &dns.Client{Timeout: 200 * time.Millisecond}
+	exchange, err := newExchange(o.network, o.server, o.ca, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
 	for time.Now().Before(deadline) {
-		if ask(client, o.server, o.name, qtype, o.expect) == nil {
+		if ask(exchange, o.name, qtype, o.expect) == nil {
 			fmt.Printf("%.0f\n", float64(time.Since(start).Microseconds())/1000)
 			return nil
 		}
@@ -90,7 +98,10 @@ func verify(o options) error {
 		return err
 	}
 	defer f.Close()
-	client := &dns.Client{Timeout: 2 * time.Second}
+	exchange, err := newExchange(o.network, o.server, o.ca, 2*time.Second)
+	if err != nil {
+		return err
+	}
 	sc := bufio.NewScanner(f)
 	checked, bad := 0, 0
 	for sc.Scan() && checked < o.n {
@@ -99,7 +110,7 @@ func verify(o options) error {
 			continue
 		}
 		checked++
-		if err := ask(client, o.server, fields[0], dns.StringToType[fields[1]], o.expect); err != nil {
+		if err := ask(exchange, fields[0], dns.StringToType[fields[1]], o.expect); err != nil {
 			if bad < 5 {
 				fmt.Fprintln(os.Stderr, "probe:", err)
 			}
@@ -112,15 +123,15 @@ func verify(o options) error {
 	if bad > 0 || checked == 0 {
 		return fmt.Errorf("%s: %d of %d answers were not %s", o.file, bad, checked, o.expect)
 	}
-	fmt.Printf("%s: %d of %d answers %s\n", o.file, checked, checked, o.expect)
+	fmt.Printf("%s: %d of %d answers %s over %s\n", o.file, checked, checked, o.expect, o.network)
 	return nil
 }
 
 // ask sends one query and checks the answer's first address.
-func ask(c *dns.Client, server, name string, qtype uint16, expect string) error {
+func ask(exchange exchangeFunc, name string, qtype uint16, expect string) error {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
-	resp, _, err := c.Exchange(m, server)
+	resp, err := exchange(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -62,6 +62,15 @@ func writeTargets(w io.Writer, r *results, rate int) {
 			row("QPS, "+scen+" ≥ 1.0× Unbound", pairedText(a.qps, b.qps), x >= 1.0)
 		}
 	}
+	// Issue 13: cached answers over DNS over TLS and over HTTPS.
+	for _, scen := range []string{"dot", "doh"} {
+		if a, b, ok := both(scen); ok {
+			x, _, _ := pairedRatio(a.qps, b.qps)
+			row("QPS, cached over "+scen+" ≥ 1.0× Unbound", pairedText(a.qps, b.qps), x >= 1.0)
+			y, _, _ := pairedRatio(a.cpuUs, b.cpuUs)
+			row("CPU per query, cached over "+scen+" ≤ 1.0× Unbound", pairedText(a.cpuUs, b.cpuUs), y <= 1.0)
+		}
+	}
 	for _, scen := range r.scenarios {
 		if a := r.runs[scen][ours]; a != nil && strings.HasSuffix(scen, "@rate") {
 			ms, lost := median(a.avgMs), median(a.lost)
