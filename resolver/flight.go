@@ -54,6 +54,7 @@ type waiter struct {
 	// followed by the host's records; rule is that rule, for the EDE.
 	via  dns.RR
 	rule Decision
+	req  request // rebuilt by request when the answer comes
 }
 
 func newFlights(max int) *flights {
@@ -102,7 +103,14 @@ func (f *flights) land(fl *flight) []*waiter {
 
 // forward sends a miss upstream, or joins the flight already asking.
 func (r *Resolver) forward(req *request, s *scratch) bool {
-	return r.forwardKey(req, keyOf(&req.q), &waiter{}, s)
+	return r.forwardKey(req, keyOf(&req.q), r.waiters.Get().(*waiter), s)
+}
+
+// release returns a waiter to the pool once its client is answered and
+// recorded; zeroing drops what it pointed to.
+func (r *Resolver) release(w *waiter) {
+	*w = waiter{}
+	r.waiters.Put(w)
 }
 
 // forwardKey puts req on the flight for k (req.pending: the answer
@@ -117,6 +125,7 @@ func (r *Resolver) forwardKey(req *request, k cacheKey, w *waiter, s *scratch) b
 	}
 	fl, first, ok := r.flights.join(k, w)
 	if !ok {
+		r.release(w)
 		r.rec.Overloaded()
 		req.ev.Outcome = metrics.OutcomeError
 		req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeServerFailure)
@@ -201,6 +210,7 @@ func (r *Resolver) completed(fl *flight, m *dns.Msg, err error) {
 		}
 		r.record(req, req.out)
 		r.inflight.Done()
+		r.release(w)
 	}
 }
 
@@ -218,7 +228,8 @@ func (r *Resolver) staleEntry(k cacheKey, now time.Time, fresh *cacheEntry) *cac
 
 // request rebuilds the waiter's request from its own packet copy.
 func (w *waiter) request(s *scratch) *request {
-	req := &request{pkt: w.pkt, client: w.client, token: w.token, transport: w.transport, limit: w.limit, ev: w.ev,
+	req := &w.req
+	*req = request{pkt: w.pkt, client: w.client, token: w.token, transport: w.transport, limit: w.limit, ev: w.ev,
 		peer: w.peer, local: w.local, excepted: w.excepted}
 	req.q, _ = parseQuery(w.pkt, s.name[:])                         // parsed before: it parses again
 	req.ev.QName = unsafe.String(&req.q.qname[0], len(req.q.qname)) // borrowed, as in serve

@@ -132,6 +132,7 @@ type Resolver struct {
 	flights    *flights
 	live       atomic.Pointer[settings]
 	scratches  sync.Pool // for answers built off a listener's goroutine
+	waiters    sync.Pool // clients waiting on a flight (flight.go)
 	inflight   sync.WaitGroup
 	listeners  listeners
 	ddr        DDREndpoints // what _dns.resolver.arpa answers; set at Start
@@ -177,6 +178,7 @@ func New(opts Options) (*Resolver, error) {
 	}
 	r.flights = newFlights(opts.MaxPending)
 	r.scratches.New = func() any { return newScratch() }
+	r.waiters.New = func() any { return new(waiter) }
 	var onEvict func(int)
 	if r.rec != nil {
 		onEvict = r.rec.CacheEvictions
