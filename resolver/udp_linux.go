@@ -35,14 +35,6 @@ type udpSocket struct {
 // notices within this time even if shutdown(2) did not wake it.
 const readTimeoutUsec = 500_000
 
-// udpReceiveBuffer is the SO_RCVBUF asked for each listening socket. The
-// usual default (208 KiB) holds some 250 small queries, under 20 ms at
-// 13k QPS, so a GC pause or a list swap under load made the kernel drop
-// queries (docs/reliability.md). Linux caps the request at
-// net.core.rmem_max (and doubles it for its own bookkeeping); a smaller
-// buffer than asked is not an error.
-const udpReceiveBuffer = 4 << 20
-
 // listenUDPSocket opens one SO_REUSEPORT socket on addr; v6only keeps a
 // [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too).
 func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
@@ -87,7 +79,6 @@ func (u *udpSocket) setOptions(v6only bool) error {
 	if err := reusePort(uintptr(u.fd)); err != nil {
 		return err
 	}
-	_ = unix.SetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, udpReceiveBuffer)
 	tv := unix.Timeval{Usec: readTimeoutUsec}
 	if err := unix.SetsockoptTimeval(u.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
