@@ -255,6 +255,11 @@ func (f *Forwarder) exchangeWithOrder(ctx context.Context, order []*upstream, he
 			ex.abort(fmt.Errorf("upstream: %w", ctx.Err()))
 		}
 		o := <-got
+		// The attempt may have ended on its own deadline just before the
+		// abort: the caller's deadline is still why it failed.
+		if o.err != nil && !errors.Is(o.err, ctx.Err()) {
+			o.err = fmt.Errorf("upstream: %w", errorList{ctx.Err(), o.err})
+		}
 		return o.msg, o.err
 	}
 }
