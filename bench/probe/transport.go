@@ -19,29 +19,28 @@ type exchangeFunc func(m *dns.Msg) (*dns.Msg, error)
 // newExchange returns the client for -net: plain UDP, DNS over TLS, or DNS
 // over HTTPS (POST to /dns-query), verifying TLS against the -ca file.
 func newExchange(network, server, caFile string, timeout time.Duration) (exchangeFunc, error) {
-	if network == "udp" {
-		c := &dns.Client{Timeout: timeout}
-		return func(m *dns.Msg) (*dns.Msg, error) {
-			r, _, err := c.Exchange(m, server)
-			return r, err
-		}, nil
+	if network != "udp" && network != "dot" && network != "doh" {
+		return nil, fmt.Errorf("-net %q: want udp, dot or doh", network)
 	}
-	tlsConf, err := trustFile(caFile)
-	if err != nil {
-		return nil, err
+	var tlsConf *tls.Config
+	if network != "udp" {
+		var err error
+		if tlsConf, err = trustFile(caFile); err != nil {
+			return nil, err
+		}
 	}
-	switch network {
-	case "dot":
-		c := &dns.Client{Net: "tcp-tls", Timeout: timeout, TLSConfig: tlsConf}
-		return func(m *dns.Msg) (*dns.Msg, error) {
-			r, _, err := c.Exchange(m, server)
-			return r, err
-		}, nil
-	case "doh":
+	if network == "doh" {
 		hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}}
 		return func(m *dns.Msg) (*dns.Msg, error) { return postDoH(hc, "https://"+server+"/dns-query", m) }, nil
 	}
-	return nil, fmt.Errorf("-net %q: want udp, dot or doh", network)
+	c := &dns.Client{Timeout: timeout}
+	if network == "dot" {
+		c.Net, c.TLSConfig = "tcp-tls", tlsConf
+	}
+	return func(m *dns.Msg) (*dns.Msg, error) {
+		r, _, err := c.Exchange(m, server)
+		return r, err
+	}, nil
 }
 
 // trustFile trusts only the bench's own certificate.

@@ -72,6 +72,8 @@ rpz_primary:
 `, addr)
 }
 
+// writeTransferKey puts the test TSIG secret where dashboardKeysYAML's
+// secret_file points.
 func writeTransferKey(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "transfer.key"), []byte(dnstest.TSIGSecret+"\n"), 0o600); err != nil {

@@ -20,11 +20,8 @@ import (
 func TestRPZPrimaryToSecondary(t *testing.T) {
 	up := startZoneServer(t, nil)
 	dirA, dirB := t.TempDir(), t.TempDir()
-	for _, d := range []string{dirA, dirB} {
-		if err := os.WriteFile(filepath.Join(d, "transfer.key"), []byte(dnstest.TSIGSecret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTransferKey(t, dirA)
+	writeTransferKey(t, dirB)
 	if err := os.WriteFile(filepath.Join(dirA, "own.txt"), []byte("tiktok.com\nexample-ban.org\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
