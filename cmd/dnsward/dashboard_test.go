@@ -47,38 +47,17 @@ groups:
 default_group: government-devices
 `
 
-// dashboardKeysYAML is the TSIG key an RPZ primary and its secondary share.
-const dashboardKeysYAML = "tsig_keys:\n  transfer-key: {algorithm: hmac-sha256, secret_file: transfer.key}\n"
-
 // startDashboardPrimary starts a second dnsward as an RPZ primary and
-// returns the list and group that make the app under test its secondary,
-// so the zone metrics (and the DnswardZoneExpired alert) have a series.
+// returns the list that makes the app under test its secondary, so the
+// zone metrics (and the DnswardZoneExpired alert) have a series.
 func startDashboardPrimary(t *testing.T, upstream string) string {
 	t.Helper()
 	dir := t.TempDir()
 	writeTransferKey(t, dir)
 	addr := dnstest.FreeAddr(t)
-	startApp(t, writeConfig(t, dir, upstream, dashboardKeysYAML+fmt.Sprintf(`lists:
-  own: {sources: ["builtin:tiktok"]}
-groups:
-  - {name: managed, clients: ["10.0.0.0/8"], block: [own]}
-rpz_primary:
-  listen: [%q]
-  zones: [{name: rpz.dashboard.test, group: managed}]
-  tsig: transfer-key
-  allow: [127.0.0.0/8]
-`, addr)))
+	startApp(t, writeConfig(t, dir, upstream, rpzPrimaryYAML("builtin:tiktok", "rpz.dashboard.test", addr)))
 	return fmt.Sprintf(`  fleet: {sources: ["axfr://%s/rpz.dashboard.test"], tsig: transfer-key}
 `, addr)
-}
-
-// writeTransferKey puts the test TSIG secret where dashboardKeysYAML's
-// secret_file points.
-func writeTransferKey(t *testing.T, dir string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "transfer.key"), []byte(dnstest.TSIGSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 type grafanaPanel struct {
@@ -201,7 +180,7 @@ func TestDashboardQueriesOnRealPrometheus(t *testing.T) {
 	writeTransferKey(t, dir)
 	policy := strings.Replace(dashboardPolicyYAML, "lists:\n", "lists:\n"+startDashboardPrimary(t, up), 1)
 	policy = strings.Replace(policy, "default_group:", "  - {name: fleet-secondary, clients: [\"127.0.0.4/32\"], block: [fleet]}\ndefault_group:", 1)
-	a := startApp(t, writeConfig(t, dir, up, dashboardKeysYAML+policy+dashboardTLSYAML(cert, key)))
+	a := startApp(t, writeConfig(t, dir, up, transferKeyYAML+policy+dashboardTLSYAML(cert, key)))
 	traffic := startTraffic(a.dnsAddr())
 	t.Cleanup(traffic.halt)
 	target := a.admin.Addr().String()

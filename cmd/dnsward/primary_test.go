@@ -17,6 +17,32 @@ import (
 // publishes its managed group as an RPZ zone, the other takes that zone by
 // axfr:// with TSIG (secret_file) and blocks by it; dnsward check shows
 // the zone's serial.
+// transferKeyYAML is the TSIG key an RPZ primary and its secondaries
+// share; writeTransferKey puts its secret_file beside the config.
+const transferKeyYAML = "tsig_keys:\n  transfer-key: {algorithm: hmac-sha256, secret_file: transfer.key}\n"
+
+func writeTransferKey(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "transfer.key"), []byte(dnstest.TSIGSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rpzPrimaryYAML serves the group blocking source as zone on addr to TSIG
+// secondaries from loopback.
+func rpzPrimaryYAML(source, zone, addr string) string {
+	return transferKeyYAML + fmt.Sprintf(`lists:
+  own: {sources: [%q]}
+groups:
+  - {name: managed, clients: ["10.0.0.0/8"], block: [own]}
+rpz_primary:
+  listen: [%q]
+  zones: [{name: %s, group: managed}]
+  tsig: transfer-key
+  allow: [127.0.0.0/8]
+`, source, addr, zone)
+}
+
 func TestRPZPrimaryToSecondary(t *testing.T) {
 	up := startZoneServer(t, nil)
 	dirA, dirB := t.TempDir(), t.TempDir()
@@ -25,20 +51,10 @@ func TestRPZPrimaryToSecondary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dirA, "own.txt"), []byte("tiktok.com\nexample-ban.org\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	keys := "tsig_keys:\n  transfer-key: {algorithm: hmac-sha256, secret_file: transfer.key}\n"
 	primaryAddr := dnstest.FreeAddr(t)
-	a := startApp(t, writeConfig(t, dirA, up.addr, keys+fmt.Sprintf(`lists:
-  own: {sources: [own.txt]}
-groups:
-  - {name: managed, clients: ["10.0.0.0/8"], block: [own]}
-rpz_primary:
-  listen: [%q]
-  zones: [{name: rpz.dnsward.test, group: managed}]
-  tsig: transfer-key
-  allow: [127.0.0.0/8]
-`, primaryAddr)))
+	a := startApp(t, writeConfig(t, dirA, up.addr, rpzPrimaryYAML("own.txt", "rpz.dnsward.test", primaryAddr)))
 
-	pathB := writeConfig(t, dirB, up.addr, keys+fmt.Sprintf(`lists:
+	pathB := writeConfig(t, dirB, up.addr, transferKeyYAML+fmt.Sprintf(`lists:
   fleet: {sources: ["axfr://%s/rpz.dnsward.test"], tsig: transfer-key}
 groups:
   - {name: everyone, clients: ["0.0.0.0/0"], block: [fleet]}
