@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"encoding/binary"
-	"net/http"
 	"net/netip"
 	"strings"
 )
@@ -11,10 +10,10 @@ import (
 // 7239 for= parameters) or, when there is none, of X-Forwarded-For, in
 // order (client first, the nearest proxy last). A hop that is not an IP
 // ("unknown", "_hidden") is an invalid AddrPort; ports default to 0.
-func forwardedFor(h http.Header) []netip.AddrPort {
+func forwardedFor(forwarded, xff []string) []netip.AddrPort {
 	var hops []netip.AddrPort
-	if fwd := h.Values("Forwarded"); len(fwd) > 0 {
-		for _, elem := range splitList(fwd) {
+	if len(forwarded) > 0 {
+		for _, elem := range splitList(forwarded) {
 			for _, pair := range strings.Split(elem, ";") {
 				k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
 				if ok && strings.EqualFold(k, "for") {
@@ -24,7 +23,7 @@ func forwardedFor(h http.Header) []netip.AddrPort {
 		}
 		return hops
 	}
-	for _, v := range splitList(h.Values("X-Forwarded-For")) {
+	for _, v := range splitList(xff) {
 		hops = append(hops, parseHop(v))
 	}
 	return hops

@@ -45,6 +45,10 @@ type DoHHandler struct {
 	// believed; nil believes none.
 	Proxy   *ProxyPolicy
 	Timeout time.Duration // per query; default 5 s
+	// serve, when set, runs a query through the pipeline without waiting
+	// for a cache miss (Resolver.serveQuery); the HTTP/2 connections use
+	// it. Without it they call Handle in a goroutine per query.
+	serve func(q Query, from origin, s *scratch) (out []byte, pending bool)
 }
 
 func (h *DoHHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,22 +102,16 @@ func readDoHQuery(r *http.Request) ([]byte, int, string) {
 	var wire []byte
 	switch r.Method {
 	case http.MethodGet:
-		b64 := r.URL.Query().Get("dns")
-		if b64 == "" {
-			return nil, http.StatusBadRequest, "missing the dns parameter (base64url DNS message)"
-		}
-		if len(b64) > base64.RawURLEncoding.EncodedLen(maxDNSMessage) {
-			return nil, http.StatusRequestURITooLong, "dns parameter longer than a 65535-byte message"
-		}
-		var err error
-		if wire, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(b64, "=")); err != nil {
-			return nil, http.StatusBadRequest, "dns parameter is not base64url: " + err.Error()
+		var status int
+		var msg string
+		if wire, status, msg = decodeDoHGet(nil, r.URL.Query().Get("dns")); status != 0 {
+			return nil, status, msg
 		}
 	case http.MethodPost:
-		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if err != nil || mt != dohContentType {
-			return nil, http.StatusUnsupportedMediaType, "Content-Type must be " + dohContentType
+		if status, msg := checkDoHPostType(r.Header.Get("Content-Type")); status != 0 {
+			return nil, status, msg
 		}
+		var err error
 		wire, err = io.ReadAll(io.LimitReader(r.Body, maxDNSMessage+1))
 		if err != nil {
 			return nil, http.StatusBadRequest, "reading the body: " + err.Error()
@@ -130,11 +128,45 @@ func readDoHQuery(r *http.Request) ([]byte, int, string) {
 	return wire, 0, ""
 }
 
+// decodeDoHGet decodes a GET's dns parameter into dst's memory (growing
+// it when needed), or returns the status and message of a bad one.
+func decodeDoHGet(dst []byte, b64 string) ([]byte, int, string) {
+	if b64 == "" {
+		return nil, http.StatusBadRequest, "missing the dns parameter (base64url DNS message)"
+	}
+	if len(b64) > base64.RawURLEncoding.EncodedLen(maxDNSMessage) {
+		return nil, http.StatusRequestURITooLong, "dns parameter longer than a 65535-byte message"
+	}
+	b64 = strings.TrimRight(b64, "=")
+	if n := base64.RawURLEncoding.DecodedLen(len(b64)); cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	n, err := base64.RawURLEncoding.Decode(dst[:cap(dst)], []byte(b64))
+	if err != nil {
+		return nil, http.StatusBadRequest, "dns parameter is not base64url: " + err.Error()
+	}
+	if n < minDNSMessage {
+		return nil, http.StatusBadRequest, "too short for a DNS message"
+	}
+	return dst[:n], 0, ""
+}
+
+// checkDoHPostType accepts a POST's Content-Type of application/dns-message.
+func checkDoHPostType(ctype string) (int, string) {
+	if ctype == dohContentType {
+		return 0, ""
+	}
+	if mt, _, err := mime.ParseMediaType(ctype); err != nil || mt != dohContentType {
+		return http.StatusUnsupportedMediaType, "Content-Type must be " + dohContentType
+	}
+	return 0, ""
+}
+
 // NewDoHServer is the http.Server for h over HTTP/2 and HTTP/1.1. Serve it
 // on a GuardListener with tlsConf (ALPN h2 and http/1.1, e.g.
 // CertStore.ServerTLSConfig("h2", "http/1.1")): the guard does PROXY and
 // the handshake, and its connections' RemoteAddr is the client.
-func NewDoHServer(h http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.Server {
+func NewDoHServer(h *DoHHandler, tlsConf *tls.Config, log *slog.Logger) *http.Server {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -144,7 +176,8 @@ func NewDoHServer(h http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.S
 	mux := http.NewServeMux()
 	mux.Handle(DoHPath, h)
 	mux.Handle(DoHPath+"/", h)
-	return &http.Server{
+	h2 := &h2Server{h: h, log: log, conns: make(map[*h2Conn]struct{})}
+	srv := &http.Server{
 		Handler:           mux,
 		TLSConfig:         tlsConf,
 		Protocols:         &protocols,
@@ -155,19 +188,29 @@ func NewDoHServer(h http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.S
 		IdleTimeout:       dohIdleTimeout,
 		MaxHeaderBytes:    dohMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// HTTP/2 is ours (doh_h2.go); net/http serves HTTP/1.1.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": h2.serveConn},
 	}
+	srv.RegisterOnShutdown(h2.shutdown)
+	return srv
 }
 
 // clientAddr is the request's client: the connection's (already the PROXY
 // header's when a trusted balancer sent one), or, when that address is a
 // trusted proxy, the nearest untrusted hop its forwarding header names.
 func (h *DoHHandler) clientAddr(r *http.Request) netip.AddrPort {
-	client, _ := netip.ParseAddrPort(r.RemoteAddr)
-	client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	return h.clientBehind(peer, r.Header.Values("Forwarded"), r.Header.Values("X-Forwarded-For"))
+}
+
+// clientBehind is the client of a request from peer with the given
+// Forwarded and X-Forwarded-For header values (see clientAddr).
+func (h *DoHHandler) clientBehind(peer netip.AddrPort, forwarded, xff []string) netip.AddrPort {
+	client := netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	if !h.Proxy.Trusted(client.Addr()) {
 		return client
 	}
-	hops := forwardedFor(r.Header)
+	hops := forwardedFor(forwarded, xff)
 	for i := len(hops) - 1; i >= 0 && h.Proxy.Trusted(client.Addr()); i-- {
 		if !hops[i].IsValid() {
 			break // "unknown" or an obfuscated hop: the last trusted proxy is all we know

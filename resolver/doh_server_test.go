@@ -28,11 +28,21 @@ type dohFixture struct {
 	ca   *testCA
 	addr string
 	echo *echoHandler
+	srv  *http.Server
 }
 
 func startDoH(t testing.TB, trusted ...string) *dohFixture {
 	t.Helper()
-	f := &dohFixture{ca: newTestCA(t), echo: &echoHandler{}}
+	echo := &echoHandler{}
+	f := startDoHWith(t, echo.handle, trusted...)
+	f.echo = echo
+	return f
+}
+
+// startDoHWith is startDoH with its own handler behind the listener.
+func startDoHWith(t testing.TB, handle QueryHandler, trusted ...string) *dohFixture {
+	t.Helper()
+	f := &dohFixture{ca: newTestCA(t)}
 	store := testCertStore(t, f.ca)
 	pol, err := NewProxyPolicy(ProxyConfig{Trusted: trusted})
 	if err != nil {
@@ -45,9 +55,9 @@ func startDoH(t testing.TB, trusted ...string) *dohFixture {
 	f.addr = ln.Addr().String()
 	tc := store.ServerTLSConfig("h2", "http/1.1")
 	g := GuardListener(ln, GuardOptions{TLS: tc, Proxy: pol, ProxyHeaderOptional: true, Transport: "https", Logger: slog.New(slog.DiscardHandler)})
-	srv := NewDoHServer(&DoHHandler{Handle: f.echo.handle, Proxy: pol}, tc, slog.New(slog.DiscardHandler))
-	go srv.Serve(g)
-	t.Cleanup(func() { srv.Close() })
+	f.srv = NewDoHServer(&DoHHandler{Handle: handle, Proxy: pol}, tc, slog.New(slog.DiscardHandler))
+	go f.srv.Serve(g)
+	t.Cleanup(func() { f.srv.Close() })
 	return f
 }
 

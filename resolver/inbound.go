@@ -43,10 +43,8 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // is the caller's; nil means send nothing.
 func (r *Resolver) Handle(ctx context.Context, q Query) []byte {
 	later := make(replyChan, 1) // never blocks the upstream's goroutine, even after ctx ends
-	req := request{pkt: q.Wire, client: q.Client.Addr().Unmap(), token: q.Token, transport: q.Transport,
-		from: later, peer: q.Client, local: q.Local}
 	s := r.scratches.Get().(*scratch)
-	out, pending := r.serve(&req, s)
+	out, pending := r.serveQuery(q, later, s)
 	if !pending {
 		out = bytes.Clone(out)
 	}
@@ -66,3 +64,12 @@ func (r *Resolver) Handle(ctx context.Context, q Query) []byte {
 type replyChan chan []byte
 
 func (c replyChan) reply(out []byte, _ *scratch) { c <- bytes.Clone(out) }
+
+// serveQuery runs q through the pipeline with s as scratch: the reply,
+// in s's memory, when it is known at once, or pending, and from gets it
+// later (see serve).
+func (r *Resolver) serveQuery(q Query, from origin, s *scratch) ([]byte, bool) {
+	req := request{pkt: q.Wire, client: q.Client.Addr().Unmap(), token: q.Token, transport: q.Transport,
+		from: from, peer: q.Client, local: q.Local}
+	return r.serve(&req, s)
+}

@@ -59,7 +59,7 @@ func (r *Resolver) startEncrypted() error {
 		if err != nil {
 			return err
 		}
-		srv := NewDoHServer(&DoHHandler{Handle: r.Handle, Proxy: e.proxy}, e.certs.ServerTLSConfig("h2", "http/1.1"), r.log)
+		srv := NewDoHServer(&DoHHandler{Handle: r.Handle, Proxy: e.proxy, serve: r.serveQuery}, e.certs.ServerTLSConfig("h2", "http/1.1"), r.log)
 		e.https = append(e.https, srv)
 		e.serves.Add(1)
 		go func() {
