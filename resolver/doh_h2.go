@@ -195,6 +195,7 @@ func (c *h2Conn) setReadDeadline() bool {
 func (c *h2Conn) dispatch(f http2.Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expireUploads()
 	if sf, ok := f.(*http2.SettingsFrame); !c.settled && (!ok || sf.IsAck()) {
 		return http2.ConnectionError(http2.ErrCodeProtocol) // RFC 9113 §3.4: SETTINGS comes first
 	}
