@@ -27,7 +27,8 @@ type h2Client struct {
 	hbuf bytes.Buffer
 }
 
-func dialH2(t *testing.T, f *dohFixture, settings ...http2.Setting) *h2Client {
+// dialTLSH2 opens a TLS connection that negotiated h2 and sends first.
+func dialTLSH2(t *testing.T, f *dohFixture, first string) net.Conn {
 	t.Helper()
 	conn, err := tls.Dial("tcp", f.addr, clientTLS(f.ca, "dns.test", "h2"))
 	if err != nil {
@@ -35,12 +36,19 @@ func dialH2(t *testing.T, f *dohFixture, settings ...http2.Setting) *h2Client {
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, first); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// dialH2 is a client past the preface and its SETTINGS.
+func dialH2(t *testing.T, f *dohFixture, settings ...http2.Setting) *h2Client {
+	t.Helper()
+	conn := dialTLSH2(t, f, http2.ClientPreface)
 	c := &h2Client{t: t, conn: conn, fr: http2.NewFramer(conn, conn)}
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.enc = hpack.NewEncoder(&c.hbuf)
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.fr.WriteSettings(settings...); err != nil {
 		t.Fatal(err)
 	}
@@ -203,28 +211,15 @@ func TestDoHH2Floods(t *testing.T) {
 		t.Errorf("ping flood: GOAWAY %v", code)
 	}
 
-	conn, err := tls.Dial("tcp", f.addr, clientTLS(f.ca, "dns.test", "h2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, http2.ClientPreface)
-	fr := http2.NewFramer(conn, conn)
-	fr.WritePing(false, [8]byte{})
-	raw := &h2Client{t: t, conn: conn, fr: fr}
+	conn := dialTLSH2(t, f, http2.ClientPreface)
+	raw := &h2Client{t: t, conn: conn, fr: http2.NewFramer(conn, conn)}
+	raw.fr.WritePing(false, [8]byte{})
 	if code := raw.goAway(); code != http2.ErrCodeProtocol {
 		t.Errorf("PING before SETTINGS: GOAWAY %v", code)
 	}
 
 	// Not HTTP/2 at all after ALPN h2: closed, nothing else.
-	conn2, err := tls.Dial("tcp", f.addr, clientTLS(f.ca, "dns.test", "h2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.Close()
-	_ = conn2.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn2, "GET /dns-query HTTP/1.1\r\nHost: dns.test\r\n\r\n")
+	conn2 := dialTLSH2(t, f, "GET /dns-query HTTP/1.1\r\nHost: dns.test\r\n\r\n")
 	if n, err := conn2.Read(make([]byte, 100)); !errors.Is(err, io.EOF) {
 		t.Errorf("garbage preface: read %d bytes, %v; want EOF", n, err)
 	}
