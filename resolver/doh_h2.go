@@ -76,8 +76,9 @@ func (s *h2Server) shutdown() {
 	}
 }
 
-// h2Conn is one client connection. The reader goroutine owns the fields
-// above mu; everything below it, and writing, is under mu.
+// h2Conn is one client connection. Only the reader goroutine changes the
+// fields above mu, and it holds mu while it handles a frame; the fields
+// below mu, and writing, are under mu for every goroutine.
 type h2Conn struct {
 	srv   *h2Server
 	c     net.Conn // a *tls.Conn that negotiated h2
