@@ -18,8 +18,8 @@ type h2Stream struct {
 	c          *h2Conn
 	id         uint32
 	sendWindow int64
-	recvd      int32 // DATA bytes received, padding included
-	opened     time.Time
+	recvd      int32     // DATA bytes received, padding included
+	opened     time.Time // when an upload began
 
 	get       bool
 	query     string // a GET's dns parameter
@@ -55,12 +55,12 @@ func (c *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if c.active >= dohMaxStreams {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
-	st := &h2Stream{c: c, id: id, sendWindow: c.initWindow, opened: time.Now()}
+	st := &h2Stream{c: c, id: id, sendWindow: c.initWindow}
 	c.streams[id] = st
 	c.active++
 	status, msg := st.readHeaders(f)
 	if status == 0 && !f.StreamEnded() {
-		st.uploading = true
+		st.uploading, st.opened = true, time.Now()
 		c.uploads++
 		return nil
 	}
@@ -88,7 +88,7 @@ func (st *h2Stream) readHeaders(f *http2.MetaHeadersFrame) (int, string) {
 			ctype = hf.Value
 		case "content-length":
 			if n, err := strconv.Atoi(hf.Value); err == nil && n > maxDNSMessage {
-				return http.StatusRequestEntityTooLarge, "a DNS message is at most 65535 bytes"
+				return http.StatusRequestEntityTooLarge, dohTooLarge
 			}
 		case "forwarded":
 			st.forwarded = append(st.forwarded, hf.Value)
@@ -158,7 +158,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) error {
 	}
 	data := f.Data()
 	if len(st.body)+len(data) > maxDNSMessage {
-		c.respondError(st, http.StatusRequestEntityTooLarge, "a DNS message is at most 65535 bytes", !f.StreamEnded())
+		c.respondError(st, http.StatusRequestEntityTooLarge, dohTooLarge, !f.StreamEnded())
 		return nil
 	}
 	st.body = append(st.body, data...)
@@ -186,8 +186,9 @@ func (c *h2Conn) complete(st *h2Stream) error {
 		if wire != nil {
 			c.wire = wire
 		}
-	} else if len(wire) < minDNSMessage {
-		status, msg = http.StatusBadRequest, "too short for a DNS message"
+	}
+	if status == 0 {
+		status, msg = checkDoHSize(wire)
 	}
 	if status != 0 {
 		c.respondError(st, status, msg, false)
@@ -235,14 +236,14 @@ func (st *h2Stream) reply(out []byte, _ *scratch) {
 // which HTTP can only say as an error).
 func (c *h2Conn) respond(st *h2Stream, out []byte) {
 	if out == nil {
-		c.respondError(st, http.StatusServiceUnavailable, "no answer", false)
+		c.respondError(st, http.StatusServiceUnavailable, dohNoAnswer, false)
 		return
 	}
 	if st.reset || c.closed {
 		c.finishStream(st)
 		return
 	}
-	c.writeHead(st.id, "200", dohContentType, len(out), "max-age="+strconv.FormatUint(uint64(dohMaxAge(out)), 10))
+	c.writeHead(st.id, "200", dohContentType, len(out), dohCacheControl(out))
 	c.sendBody(st, out)
 }
 
@@ -271,43 +272,6 @@ func (c *h2Conn) writeHead(id uint32, status, ctype string, length int, cacheCon
 	_ = c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(length)})
 	_ = c.enc.WriteField(hpack.HeaderField{Name: "cache-control", Value: cacheControl})
 	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true})
-}
-
-// sendBody writes as much of data as the client's windows allow; the
-// rest waits in the stream for WINDOW_UPDATE.
-func (c *h2Conn) sendBody(st *h2Stream, data []byte) {
-	n := int(min(int64(len(data)), max(0, c.sendWindow), max(0, st.sendWindow)))
-	for off := 0; off < n; {
-		end := min(n, off+c.maxFrame)
-		_ = c.fr.WriteData(st.id, end == len(data), data[off:end])
-		off = end
-	}
-	c.sendWindow -= int64(n)
-	st.sendWindow -= int64(n)
-	if n == len(data) {
-		st.pending = st.pending[:0]
-		c.finishStream(st)
-		return
-	}
-	if len(st.pending) == 0 {
-		c.blocked = append(c.blocked, st)
-	}
-	st.pending = append(st.pending[:0], data[n:]...)
-}
-
-// sendBlocked retries the answers that waited for credit, in order.
-func (c *h2Conn) sendBlocked() {
-	waiting := c.blocked
-	c.blocked = nil
-	for _, st := range waiting {
-		if st.reset || st.done {
-			c.finishStream(st)
-			continue
-		}
-		rest := st.pending
-		st.pending = nil // sendBody requeues what still does not fit
-		c.sendBody(st, rest)
-	}
 }
 
 // finishStream forgets a stream once its answer is out (or dropped).
@@ -371,55 +335,4 @@ func (c *h2Conn) expireUploads() {
 			c.resetStream(st.id, http2.ErrCodeCancel)
 		}
 	}
-}
-
-// onSettings applies the client's settings and acknowledges them.
-func (c *h2Conn) onSettings(f *http2.SettingsFrame) error {
-	if f.IsAck() {
-		return nil
-	}
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		if err := s.Valid(); err != nil {
-			return err
-		}
-		switch s.ID {
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - c.initWindow
-			c.initWindow = int64(s.Val)
-			for _, st := range c.streams {
-				st.sendWindow += delta
-			}
-		case http2.SettingMaxFrameSize:
-			c.maxFrame = int(s.Val)
-		case http2.SettingHeaderTableSize:
-			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	_ = c.fr.WriteSettingsAck()
-	c.sendBlocked()
-	return c.countJunk()
-}
-
-// onWindowUpdate adds the client's credit and sends what waited for it.
-func (c *h2Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
-	const maxWindow = 1<<31 - 1
-	inc := int64(f.Increment)
-	switch st := c.streams[f.StreamID]; {
-	case f.StreamID == 0:
-		if c.sendWindow += inc; c.sendWindow > maxWindow {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
-		}
-	case st != nil:
-		if st.sendWindow += inc; st.sendWindow > maxWindow {
-			return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeFlowControl}
-		}
-	case f.StreamID > c.lastID:
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	}
-	c.sendBlocked()
-	return c.countJunk()
 }

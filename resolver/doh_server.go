@@ -73,14 +73,23 @@ func (h *DoHHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reply := h.Handle(ctx, q)
 	if reply == nil {
 		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, "no answer", http.StatusServiceUnavailable)
+		http.Error(w, dohNoAnswer, http.StatusServiceUnavailable)
 		return
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", dohContentType)
 	hdr.Set("Content-Length", strconv.Itoa(len(reply)))
-	hdr.Set("Cache-Control", "max-age="+strconv.FormatUint(uint64(dohMaxAge(reply)), 10))
+	hdr.Set("Cache-Control", dohCacheControl(reply))
 	_, _ = w.Write(reply)
+}
+
+// dohNoAnswer is the 503 text when the pipeline sends nothing (a drop),
+// which HTTP can only say as an error.
+const dohNoAnswer = "no answer"
+
+// dohCacheControl is a DNS answer's Cache-Control (see dohMaxAge).
+func dohCacheControl(reply []byte) string {
+	return "max-age=" + strconv.FormatUint(uint64(dohMaxAge(reply)), 10)
 }
 
 // dohToken splits /dns-query or /dns-query/{token}. A token longer than a
@@ -116,20 +125,32 @@ func readDoHQuery(r *http.Request) ([]byte, int, string) {
 		if err != nil {
 			return nil, http.StatusBadRequest, "reading the body: " + err.Error()
 		}
-		if len(wire) > maxDNSMessage {
-			return nil, http.StatusRequestEntityTooLarge, "a DNS message is at most 65535 bytes"
-		}
 	default:
 		return nil, http.StatusMethodNotAllowed, "use GET or POST"
 	}
-	if len(wire) < minDNSMessage {
-		return nil, http.StatusBadRequest, "too short for a DNS message"
+	if status, msg := checkDoHSize(wire); status != 0 {
+		return nil, status, msg
 	}
 	return wire, 0, ""
 }
 
+// dohTooLarge is the 413 text for a body over one DNS message.
+const dohTooLarge = "a DNS message is at most 65535 bytes"
+
+// checkDoHSize accepts a message from a header's length to 65535 bytes.
+func checkDoHSize(wire []byte) (int, string) {
+	switch {
+	case len(wire) > maxDNSMessage:
+		return http.StatusRequestEntityTooLarge, dohTooLarge
+	case len(wire) < minDNSMessage:
+		return http.StatusBadRequest, "too short for a DNS message"
+	}
+	return 0, ""
+}
+
 // decodeDoHGet decodes a GET's dns parameter into dst's memory (growing
-// it when needed), or returns the status and message of a bad one.
+// it when needed), or returns the status and message of a bad one; the
+// caller checks the message's size (checkDoHSize).
 func decodeDoHGet(dst []byte, b64 string) ([]byte, int, string) {
 	if b64 == "" {
 		return nil, http.StatusBadRequest, "missing the dns parameter (base64url DNS message)"
@@ -144,9 +165,6 @@ func decodeDoHGet(dst []byte, b64 string) ([]byte, int, string) {
 	n, err := base64.RawURLEncoding.Decode(dst[:cap(dst)], []byte(b64))
 	if err != nil {
 		return nil, http.StatusBadRequest, "dns parameter is not base64url: " + err.Error()
-	}
-	if n < minDNSMessage {
-		return nil, http.StatusBadRequest, "too short for a DNS message"
 	}
 	return dst[:n], 0, ""
 }
@@ -181,7 +199,6 @@ func NewDoHServer(h *DoHHandler, tlsConf *tls.Config, log *slog.Logger) *http.Se
 		Handler:           mux,
 		TLSConfig:         tlsConf,
 		Protocols:         &protocols,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: dohMaxStreams},
 		ReadHeaderTimeout: dohReadHeaderTimeout,
 		ReadTimeout:       dohReadTimeout,
 		WriteTimeout:      dohWriteTimeout,
