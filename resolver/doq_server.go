@@ -49,6 +49,9 @@ type DoQServer struct {
 	MaxConns         int
 	HandshakeTimeout time.Duration
 	Logger           *slog.Logger
+	// OnHandshakeError, when set, is told of each connection whose
+	// handshake failed (TLS, ALPN, or the handshake timeout).
+	OnHandshakeError func(transport string)
 
 	open atomic.Int64
 }
@@ -57,7 +60,7 @@ type DoQServer struct {
 // closes what it opened (not pc) before returning.
 func (s *DoQServer) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.defaults()
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, ConnContext: s.watchHandshake(ctx)}
 	defer tr.Close()
 	tc := s.TLS.Clone()
 	tc.NextProtos = []string{DoQALPN}
@@ -82,6 +85,9 @@ func (s *DoQServer) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			return err
 		}
+		if accepted, ok := conn.Context().Value(handshakeDoneKey{}).(*atomic.Bool); ok {
+			accepted.Store(true)
+		}
 		if s.open.Add(1) > int64(s.MaxConns) {
 			s.open.Add(-1)
 			_ = conn.CloseWithError(doqExcessiveLoad, "too many connections")
@@ -93,6 +99,27 @@ func (s *DoQServer) Serve(ctx context.Context, pc net.PacketConn) error {
 			defer s.open.Add(-1)
 			s.serveConn(ctx, conn)
 		}()
+	}
+}
+
+// handshakeDoneKey holds, in a connection's context, whether Accept
+// handed it to us, i.e. its handshake completed.
+type handshakeDoneKey struct{}
+
+// watchHandshake counts a failed handshake when quic-go ends a
+// connection's context (which it does when a handshake fails, too)
+// before Accept returned the connection. quic-go tells of failed
+// handshakes no other way short of a tracer that sees every packet.
+// Connections ended by our own shutdown are not counted.
+func (s *DoQServer) watchHandshake(serving context.Context) func(context.Context, *quic.ClientInfo) (context.Context, error) {
+	return func(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+		accepted := new(atomic.Bool)
+		context.AfterFunc(ctx, func() {
+			if !accepted.Load() && serving.Err() == nil && s.OnHandshakeError != nil {
+				s.OnHandshakeError(TransportQUIC.String())
+			}
+		})
+		return context.WithValue(ctx, handshakeDoneKey{}, accepted), nil
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +33,8 @@ func startDoQ(t testing.TB, limits *DoQServer) *doqFixture {
 	}
 	f.addr = pc.LocalAddr().String()
 	srv := &DoQServer{Handle: f.echo.handle, TLS: store.ServerTLSConfig(), ServerName: store.ServerName(),
-		IdleTimeout: limits.IdleTimeout, MaxConns: limits.MaxConns, Logger: slog.New(slog.DiscardHandler)}
+		IdleTimeout: limits.IdleTimeout, MaxConns: limits.MaxConns, Logger: slog.New(slog.DiscardHandler),
+		OnHandshakeError: limits.OnHandshakeError}
 	f.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -191,6 +193,38 @@ func TestDoQMaxConns(t *testing.T) {
 	var ae *quic.ApplicationError
 	if !errors.As(err, &ae) || ae.ErrorCode != doqExcessiveLoad {
 		t.Errorf("second connection: %v; want DOQ_EXCESSIVE_LOAD", err)
+	}
+}
+
+// TestDoQHandshakeErrors: a client that offers the wrong ALPN, or does
+// not trust the certificate, is a counted handshake failure; a good
+// connection is not.
+func TestDoQHandshakeErrors(t *testing.T) {
+	var failed atomic.Int32
+	f := startDoQ(t, &DoQServer{OnHandshakeError: func(transport string) {
+		if transport == "quic" {
+			failed.Add(1)
+		}
+	}})
+	if _, err := f.dial(t, "dns.test", "h3"); err == nil {
+		t.Fatal("ALPN h3 was accepted")
+	}
+	if _, err := f.dial(t, "not-in-the-certificate.example"); err == nil {
+		t.Fatal("a certificate for another name was accepted")
+	}
+	good, err := f.dial(t, "dns.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := askDoQ(good, packQuery(t, "www.example.org.", dns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for failed.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := failed.Load(); n != 2 {
+		t.Errorf("%d handshake failures counted, want 2", n)
 	}
 }
 

@@ -139,6 +139,9 @@ func (r *Resolver) startQUIC(ctx context.Context, addr string) error {
 	e.addrs[TransportQUIC] = append(e.addrs[TransportQUIC], pc.LocalAddr())
 	s := &DoQServer{Handle: r.Handle, TLS: e.certs.ServerTLSConfig(), ServerName: e.certs.ServerName(),
 		MaxConns: r.cfg.TCP.MaxConnections, IdleTimeout: r.cfg.TCP.IdleTimeout, Logger: r.log}
+	if r.rec != nil {
+		s.OnHandshakeError = r.rec.TLSHandshakeError
+	}
 	e.serves.Add(1)
 	go func() {
 		defer e.serves.Done()
