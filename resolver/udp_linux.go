@@ -137,62 +137,6 @@ type udpIO struct {
 	oob  [128]byte
 }
 
-func newUDPIO(size int) *udpIO { return &udpIO{buf: make([]byte, size)} }
-
-// read blocks until a packet arrives into io.buf and returns its length,
-// with io.from (and, on a wildcard socket, io.dst and io.ifindex) set. It
-// returns net.ErrClosed once the socket is closed.
-func (u *udpSocket) read(io *udpIO) (int, error) { return u.recv(io, 0) }
-
-// readNow reads a packet already queued; it fails with EAGAIN when none is.
-func (u *udpSocket) readNow(io *udpIO) (int, error) { return u.recv(io, unix.MSG_DONTWAIT) }
-
-func (u *udpSocket) recv(io *udpIO, flags int) (int, error) {
-	for {
-		if u.closed.Load() {
-			return 0, net.ErrClosed
-		}
-		n, errno := u.recvOnce(io, flags)
-		switch errno {
-		case 0:
-		case unix.EAGAIN:
-			if flags&unix.MSG_DONTWAIT != 0 {
-				return 0, errno
-			}
-			continue // the read timeout
-		case unix.EINTR:
-			continue
-		default:
-			return 0, os.NewSyscallError("recvmsg", errno)
-		}
-		if n == 0 {
-			continue // woken by shutdown, or an empty datagram: nothing to answer
-		}
-		io.from = rawToAddrPort(&io.name)
-		io.dst, io.ifindex = netip.Addr{}, 0
-		if u.wildcard {
-			io.dst, io.ifindex = parsePktinfo(io.oob[:io.hdr.Controllen])
-		}
-		return int(n), nil
-	}
-}
-
-// recvOnce is one recvmsg, or recvfrom where no control message is
-// wanted (a socket bound to one address), which costs less.
-func (u *udpSocket) recvOnce(io *udpIO, flags int) (uintptr, unix.Errno) {
-	if !u.wildcard {
-		nameLen := uint32(unsafe.Sizeof(io.name))
-		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(u.fd), uintptr(unsafe.Pointer(&io.buf[0])), uintptr(len(io.buf)),
-			uintptr(flags), uintptr(unsafe.Pointer(&io.name)), uintptr(unsafe.Pointer(&nameLen)))
-		return n, errno
-	}
-	io.iov.Base, io.iov.Len = &io.buf[0], uint64(len(io.buf))
-	io.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&io.name)), Namelen: uint32(unsafe.Sizeof(io.name)),
-		Iov: &io.iov, Iovlen: 1, Control: &io.oob[0], Controllen: uint64(len(io.oob))}
-	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&io.hdr)), uintptr(flags))
-	return n, errno
-}
-
 // parsePktinfo finds the destination address in a packet's control messages.
 func parsePktinfo(oob []byte) (netip.Addr, int32) {
 	for len(oob) >= unix.SizeofCmsghdr {
@@ -242,6 +186,17 @@ func (u *udpSocket) write(b []byte, to netip.AddrPort, src netip.Addr, ifindex i
 		}
 		return nil
 	}
+	io.fillSendHeader(u, b, to, src, ifindex)
+	_, _, errno := unix.Syscall(unix.SYS_SENDMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&io.hdr)), 0)
+	if errno != 0 {
+		return os.NewSyscallError("sendmsg", errno)
+	}
+	return nil
+}
+
+// fillSendHeader sets io's message header for sendmsg or sendmmsg: b to
+// to, from src on a wildcard socket. b must not be empty.
+func (io *udpIO) fillSendHeader(u *udpSocket, b []byte, to netip.AddrPort, src netip.Addr, ifindex int32) {
 	io.iov.Base, io.iov.Len = &b[0], uint64(len(b))
 	io.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&io.name)), Iov: &io.iov, Iovlen: 1}
 	io.hdr.Namelen = putSockaddr(&io.name, u.family, to)
@@ -249,11 +204,6 @@ func (u *udpSocket) write(b []byte, to netip.AddrPort, src netip.Addr, ifindex i
 		n := putPktinfo(io.oob[:], src, ifindex)
 		io.hdr.Control, io.hdr.Controllen = &io.oob[0], uint64(n)
 	}
-	_, _, errno := unix.Syscall(unix.SYS_SENDMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&io.hdr)), 0)
-	if errno != 0 {
-		return os.NewSyscallError("sendmsg", errno)
-	}
-	return nil
 }
 
 // putSockaddr writes to into rsa in the socket's family and returns its length.

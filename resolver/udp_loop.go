@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/dnsward/dnsward/internal/dnswire"
 	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
@@ -28,31 +27,31 @@ func (r *Resolver) serveUDP(u *udpSocket) {
 			l.serveBusy(r, u)
 			continue
 		}
-		n, err := u.read(l.io)
+		n, err := u.readBatch(l.batch, true)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // e.g. ICMP-induced errors: the socket is still good
 		}
-		r.serveDatagram(u, l, n)
+		r.serveBatch(u, l, n)
 	}
 }
 
 // udpLoop is one read loop's state, used only by its goroutine.
 type udpLoop struct {
-	s    *scratch
-	io   *udpIO
-	lane *upstream.Lane // nil: misses use the forwarder's poller
-	poll *loopPoll
+	s     *scratch
+	batch *udpBatch
+	lane  *upstream.Lane // nil: misses use the forwarder's poller
+	poll  *loopPoll
 }
 
-// busyReadBatch is how many client packets a busy loop reads before it
-// looks at upstream replies again.
-const busyReadBatch = 64
+// busyReads is how many reads of client packets a busy loop makes
+// before it looks at upstream replies again.
+const busyReads = 64 / udpBatchSize
 
 func (r *Resolver) newLoop(u *udpSocket) *udpLoop {
-	l := &udpLoop{s: newScratch(), io: newUDPIO(dnswire.MaxMessageSize)}
+	l := &udpLoop{s: newScratch(), batch: newUDPBatch()}
 	lane, err := r.upstream.NewLane()
 	if err != nil {
 		return l
@@ -75,12 +74,12 @@ func (l *udpLoop) serveBusy(r *Resolver, u *udpSocket) {
 	}
 	clients := l.poll.wait(l.lane.Wait())
 	l.lane.Process()
-	for i := 0; clients && i < busyReadBatch && !u.closed.Load(); i++ {
-		n, err := u.readNow(l.io)
+	for i := 0; clients && i < busyReads && !u.closed.Load(); i++ {
+		n, err := u.readBatch(l.batch, false)
 		if err != nil {
 			return // nothing more queued
 		}
-		r.serveDatagram(u, l, n)
+		r.serveBatch(u, l, n)
 	}
 }
 
@@ -91,20 +90,40 @@ func (l *udpLoop) close() {
 	}
 }
 
-// serveDatagram runs one packet through the pipeline and writes what it
-// answers at once. A panic is logged and costs only this packet.
-func (r *Resolver) serveDatagram(u *udpSocket, l *udpLoop, n int) {
-	io, s := l.io, l.s
+// serveBatch runs the n packets of one read through the pipeline and
+// sends the answers known at once: a lone one at once, several together.
+func (r *Resolver) serveBatch(u *udpSocket, l *udpLoop, n int) {
+	for i := range n {
+		io, size := l.batch.slot(i)
+		if size == 0 {
+			continue // an empty datagram, or shutdown's wake-up
+		}
+		out := r.serveDatagram(u, l, io, size)
+		if n == 1 {
+			_ = u.write(out, io.from, io.dst, io.ifindex, io)
+		} else {
+			l.batch.queue(u, out, io)
+		}
+	}
+	u.flush(l.batch)
+}
+
+// serveDatagram runs one packet through the pipeline and returns the
+// answer known at once, if any. A panic is logged and costs only this
+// packet.
+func (r *Resolver) serveDatagram(u *udpSocket, l *udpLoop, io *udpIO, n int) (out []byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("query handler panicked", "panic", p, "client", io.from)
+			out = nil
 		}
 	}()
 	req := request{pkt: io.buf[:n], client: io.from.Addr().Unmap(), transport: TransportUDP,
 		udp: u, peer: io.from, dst: io.dst, ifindex: io.ifindex, local: u.local, lane: l.lane}
-	if out, pending := r.serve(&req, s); !pending && out != nil {
-		_ = u.write(out, io.from, io.dst, io.ifindex, io)
+	if out, pending := r.serve(&req, l.s); !pending {
+		return out
 	}
+	return nil
 }
 
 // udpOrigin is where a UDP cache miss's answer goes.

@@ -4,6 +4,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -11,6 +12,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/dnsward/dnsward/internal/dnswire"
 )
 
 // udpSocket outside Linux is a net.UDPConn read through Go's poller:
@@ -32,7 +35,37 @@ type udpIO struct {
 	oob     [128]byte
 }
 
-func newUDPIO(size int) *udpIO { return &udpIO{buf: make([]byte, size)} }
+// udpBatch outside Linux is one packet per read, its reply written at once.
+const udpBatchSize = 1
+
+type udpBatch struct {
+	io udpIO
+	n  int
+}
+
+func newUDPBatch() *udpBatch {
+	return &udpBatch{io: udpIO{buf: make([]byte, dnswire.MaxMessageSize)}}
+}
+
+func (b *udpBatch) slot(int) (*udpIO, int) { return &b.io, b.n }
+
+func (u *udpSocket) readBatch(b *udpBatch, wait bool) (int, error) {
+	if !wait {
+		return 0, errors.New("no lanes outside Linux")
+	}
+	n, err := u.read(&b.io)
+	if err != nil {
+		return 0, err
+	}
+	b.n = n
+	return 1, nil
+}
+
+func (b *udpBatch) queue(u *udpSocket, out []byte, from *udpIO) {
+	_ = u.write(out, from.from, from.dst, from.ifindex, from)
+}
+
+func (u *udpSocket) flush(*udpBatch) {}
 
 func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {

@@ -1,0 +1,134 @@
+package resolver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// Packets queued on a socket come back from one read, at most a batch at
+// a time, each with its own sender; replies queued for them leave in one
+// flush, each to its sender and, on a wildcard socket, from the address
+// its query was sent to.
+func TestUDPBatchReadsQueuedPacketsAndRepliesToEach(t *testing.T) {
+	for _, bind := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+		t.Run(bind, func(t *testing.T) {
+			u, err := listenUDPSocket(netip.MustParseAddrPort(bind), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(u.release)
+			const clients = udpBatchSize + 3 // more than one read takes
+			conns, dsts := make([]*net.UDPConn, clients), make([]string, clients)
+			for i := range conns {
+				dsts[i] = "127.0.0.1"
+				if bind == "0.0.0.0:0" && i%2 == 1 {
+					dsts[i] = "127.0.0.2"
+				}
+				to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(dsts[i]), u.local.Port()))
+				if conns[i], err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+					t.Fatal(err)
+				}
+				defer conns[i].Close()
+				if _, err := conns[i].WriteTo(fmt.Appendf(nil, "query %d", i), to); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := newUDPBatch()
+			seen := 0
+			for read := 0; seen < clients; read++ {
+				n, err := u.readBatch(b, read == 0) // the first waits; loopback has queued the rest
+				if err != nil {
+					t.Fatalf("read %d after %d packets: %v", read, seen, err)
+				}
+				if n > udpBatchSize {
+					t.Fatalf("one read returned %d packets, more than the batch's %d", n, udpBatchSize)
+				}
+				for i := range n {
+					io, size := b.slot(i)
+					want := fmt.Sprintf("query %d", seen)
+					if got := string(io.buf[:size]); got != want {
+						t.Fatalf("packet %d: %q, want %q", seen, got, want)
+					}
+					if io.from != conns[seen].LocalAddr().(*net.UDPAddr).AddrPort() {
+						t.Fatalf("packet %d from %v, sent from %v", seen, io.from, conns[seen].LocalAddr())
+					}
+					b.queue(u, fmt.Appendf(nil, "reply %d", seen), io)
+					seen++
+				}
+				u.flush(b)
+			}
+			if _, err := u.readBatch(b, false); !errors.Is(err, unix.EAGAIN) {
+				t.Fatalf("a read of an empty socket: %v, want EAGAIN", err)
+			}
+			for i, c := range conns {
+				c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				buf := make([]byte, 64)
+				n, from, err := c.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("client %d: no reply: %v", i, err)
+				}
+				if got, want := string(buf[:n]), fmt.Sprintf("reply %d", i); got != want {
+					t.Errorf("client %d got %q, want %q", i, got, want)
+				}
+				if from.Addr().String() != dsts[i] {
+					t.Errorf("client %d asked %s, answered from %s", i, dsts[i], from.Addr())
+				}
+			}
+		})
+	}
+}
+
+// A burst from several clients, more than a batch at a time, gets every
+// query answered once, to the socket that asked, with its own ID.
+func TestUDPBurstIsAnsweredQueryByQuery(t *testing.T) {
+	up := startUpstream(t, testZone...)
+	srv := startResolver(t, Config{}, Options{UDPReaders: 1}, up.addr)
+	ask(t, "udp", srv.addr, "a.example.", dns.TypeA, false) // cached from now on
+	to, _ := net.ResolveUDPAddr("udp", srv.addr)
+	const clients, perClient = 4, 32
+	conns := make([]*net.UDPConn, clients)
+	for c := range conns {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conns[c] = conn
+	}
+	for i := range perClient {
+		for c, conn := range conns {
+			m := new(dns.Msg).SetQuestion("a.example.", dns.TypeA)
+			m.Id = uint16(c<<8 | i)
+			pkt, _ := m.Pack()
+			if _, err := conn.WriteTo(pkt, to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for c, conn := range conns {
+		got := map[uint16]bool{}
+		buf := make([]byte, 1500)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for len(got) < perClient {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("client %d: %d of %d answers, then %v", c, len(got), perClient, err)
+			}
+			var resp dns.Msg
+			if err := resp.Unpack(buf[:n]); err != nil || len(resp.Answer) != 1 {
+				t.Fatalf("client %d: bad answer %v %v", c, &resp, err)
+			}
+			if int(resp.Id>>8) != c || got[resp.Id] {
+				t.Fatalf("client %d: answer with ID %#x (not its own, or twice)", c, resp.Id)
+			}
+			got[resp.Id] = true
+		}
+	}
+}
