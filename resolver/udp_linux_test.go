@@ -132,3 +132,60 @@ func TestUDPBurstIsAnsweredQueryByQuery(t *testing.T) {
 		}
 	}
 }
+
+// Answers to a batch of queued cached and blocked queries, read with one
+// recvmmsg and sent with one sendmmsg, cost no allocation either.
+func TestBatchedAnswersDoNotAllocate(t *testing.T) {
+	up := startUpstream(t, testZone...)
+	pol := &suffixPolicy{block: map[string]string{"tiktok.com": "tiktok"}}
+	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100}}, Options{Policy: pol}, up.addr)
+	ask(t, "udp", srv.addr, "a.example.", dns.TypeA, false) // cached from now on
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.release()
+	l := srv.newLoop(u)
+	defer l.close()
+	var conns []*net.UDPConn
+	var pkts [][]byte
+	for _, name := range []string{"a.example.", "www.tiktok.com.", "a.example."} {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(u.local))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		pkt, _ := new(dns.Msg).SetQuestion(name, dns.TypeA).Pack()
+		conns, pkts = append(conns, c), append(pkts, pkt)
+	}
+	send := func() {
+		for i, c := range conns {
+			if _, err := c.Write(pkts[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	buf := make([]byte, 1500)
+	round := func() {
+		for seen := 0; seen < len(conns); {
+			n, err := u.readBatch(l.batch, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.serveBatch(u, l, n)
+			seen += n
+		}
+		for i, c := range conns {
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if _, err := c.Read(buf); err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+		}
+	}
+	send()
+	round() // the first round grows the batch's reply buffers
+	allocs := testing.AllocsPerRun(100, func() { send(); round() })
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per batch of %d answers", allocs, len(conns))
+	}
+}
