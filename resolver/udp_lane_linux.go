@@ -10,7 +10,7 @@ import (
 
 // A read loop with cache misses of its own on its lane waits for its
 // socket and the lane's replies at once, in one epoll set, the way
-// event-driven C resolvers do; with none it blocks in recvmsg.
+// event-driven C resolvers do; with none it blocks in recvmmsg.
 type loopPoll struct {
 	epfd    int
 	sockFd  int
