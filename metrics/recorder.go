@@ -48,6 +48,7 @@ type Recorder struct {
 	cacheHits, cacheMisses, cacheEvictions prometheus.Counter
 	guard                                  *guardMetrics
 	cacheEntries                           atomic.Pointer[func() int]
+	udpDrops                               atomic.Pointer[func() uint64]
 }
 
 // groupSeries holds the children of one group label, resolved once.
@@ -118,6 +119,10 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	dnstapDropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "dnsward_dnstap_dropped_total", Help: "dnstap messages not sent because the buffer was full, the reader was unreachable or a write failed.",
 	}, func() float64 { return float64(r.dnstap.Dropped()) })
+	udpDrops := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "dnsward_udp_receive_drops_total",
+		Help: "Queries the kernel dropped because a UDP listener's receive buffer was full (udp.receive_buffer_mb); Linux only.",
+	}, r.udpDropCount)
 	r.upstreams = newUpstreamMetrics()
 	r.lists = newListMetrics()
 	r.enc = newEncryptedMetrics()
@@ -125,7 +130,7 @@ func New(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 	r.zones = newZoneCollector(r.listLabels)
 
 	cs := []prometheus.Collector{r.queries, r.blocked, r.monitored, responses, duration,
-		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped, dnstapDropped,
+		r.cacheHits, r.cacheMisses, r.cacheEvictions, cacheEntries, buildInfo, auditDropped, topDropped, dnstapDropped, udpDrops,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	cs = append(cs, r.upstreams.collectors()...)
 	cs = append(cs, r.lists.collectors()...)
@@ -237,3 +242,18 @@ func (r *Recorder) cacheEntryCount() float64 {
 
 // Top returns the counter of most-blocked names and clients.
 func (r *Recorder) Top() *TopCounter { return r.top }
+
+// SetUDPDropsFunc sets the function read at scrape time for
+// dnsward_udp_receive_drops_total.
+func (r *Recorder) SetUDPDropsFunc(f func() uint64) {
+	if r != nil {
+		r.udpDrops.Store(&f)
+	}
+}
+
+func (r *Recorder) udpDropCount() float64 {
+	if f := r.udpDrops.Load(); f != nil {
+		return float64((*f)())
+	}
+	return 0
+}

@@ -17,6 +17,7 @@ type Config struct {
 	Cache    CacheConfig    `yaml:"cache"`
 	Blocking BlockingConfig `yaml:"blocking"`
 	TCP      TCPConfig      `yaml:"tcp"`
+	UDP      UDPConfig      `yaml:"udp"`
 	// RateLimit bounds each client's queries per second (off by default).
 	RateLimit RateLimitConfig `yaml:"rate_limit"`
 	// The encrypted listeners (listen_tls, listen_https, listen_quic),
@@ -30,6 +31,16 @@ type TCPConfig struct {
 	IdleTimeout    time.Duration `yaml:"idle_timeout"`    // RFC 7766 §6.2.3: seconds, not minutes
 	MaxConnections int           `yaml:"max_connections"` // per listen address
 	MaxPerClient   int           `yaml:"max_per_client"`  // per client address
+}
+
+// UDPConfig sizes each UDP listener socket's receive buffer. A burst
+// larger than the buffer (a floor of phones back on Wi-Fi at once) is
+// dropped by the kernel before dnsward reads it, and each client waits
+// out its retry timeout; dnsward_udp_receive_drops_total counts them. The
+// default is the kernel's, as for Unbound's so-rcvbuf: more needs either
+// a higher net.core.rmem_max or CAP_NET_ADMIN.
+type UDPConfig struct {
+	ReceiveBufferMB int `yaml:"receive_buffer_mb"` // 0: the kernel's default (net.core.rmem_default)
 }
 
 // AccessConfig lists the client networks that may query. Access control is
@@ -142,6 +153,9 @@ func (c *Config) Validate() error {
 	if err := c.TCP.validate(); err != nil {
 		return err
 	}
+	if b := c.UDP.ReceiveBufferMB; b < 0 || b > maxReceiveBufferMB {
+		return errAt("udp.receive_buffer_mb", "%d is outside 0..%d (0: the kernel's default)", b, maxReceiveBufferMB)
+	}
 	if err := c.Encrypted.Validate(); err != nil {
 		return err
 	}
@@ -168,6 +182,9 @@ func (c *CacheConfig) validate() error {
 	}
 	return nil
 }
+
+// maxReceiveBufferMB bounds the kernel memory one socket may hold.
+const maxReceiveBufferMB = 256
 
 func (t *TCPConfig) validate() error {
 	switch {

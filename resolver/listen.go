@@ -32,16 +32,24 @@ func (r *Resolver) Start() error {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, err))
 		}
 		v6only := needsV6Only(ap, r.cfg.Listen)
-		socks, l, err := listenPair(ap, r.udpReaders, v6only)
+		socks, l, err := listenPair(ap, r.udpReaders, v6only, r.cfg.UDP.ReceiveBufferMB<<20)
 		if err != nil {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, explainBindError(err, ap)))
 		}
+		r.checkReceiveBuffer(addr, socks[0])
 		r.listeners.udp = append(r.listeners.udp, socks...)
 		if r.listeners.enc.proxy.Any() { // balancers in front: PROXY protocol on TCP too
 			l = r.guard(l, TransportTCP, nil)
 		}
 		r.listeners.streams = append(r.listeners.streams, r.newStreamListener(l, TransportTCP))
 	}
+	socks := append([]*udpSocket(nil), r.listeners.udp...)
+	r.rec.SetUDPDropsFunc(func() (n uint64) {
+		for _, u := range socks {
+			n += u.drops()
+		}
+		return n
+	})
 	for _, u := range r.listeners.udp {
 		r.listeners.readers.Add(1)
 		go r.serveUDP(u)
@@ -93,9 +101,9 @@ func explainBindError(err error, ap netip.AddrPort) error {
 // listenPair binds n UDP sockets and one TCP listener on the same
 // address. With port 0 the TCP port must match the one UDP got, which
 // another process may hold: then it tries a few fresh ports.
-func listenPair(ap netip.AddrPort, n int, v6only bool) ([]*udpSocket, net.Listener, error) {
+func listenPair(ap netip.AddrPort, n int, v6only bool, rcvbuf int) ([]*udpSocket, net.Listener, error) {
 	for attempt := 0; ; attempt++ {
-		socks, err := listenUDP(ap, n, v6only)
+		socks, err := listenUDP(ap, n, v6only, rcvbuf)
 		if err != nil {
 			return nil, nil, fmt.Errorf("udp: %w", err)
 		}
@@ -114,10 +122,10 @@ func listenPair(ap netip.AddrPort, n int, v6only bool) ([]*udpSocket, net.Listen
 
 // listenUDP opens n sockets bound to ap with SO_REUSEPORT. With port 0 the
 // later sockets reuse the port the first one got.
-func listenUDP(ap netip.AddrPort, n int, v6only bool) ([]*udpSocket, error) {
+func listenUDP(ap netip.AddrPort, n int, v6only bool, rcvbuf int) ([]*udpSocket, error) {
 	var socks []*udpSocket
 	for range n {
-		u, err := listenUDPSocket(ap, v6only)
+		u, err := listenUDPSocket(ap, v6only, rcvbuf)
 		if err != nil {
 			for _, s := range socks {
 				s.release()
@@ -160,6 +168,18 @@ func (r *Resolver) Addrs() []net.Addr {
 		}
 	}
 	return out
+}
+
+// checkReceiveBuffer says at start-up when the kernel gave a UDP socket a
+// smaller receive buffer than udp.receive_buffer_mb asks for: without
+// CAP_NET_ADMIN it grants at most net.core.rmem_max.
+func (r *Resolver) checkReceiveBuffer(addr string, u *udpSocket) {
+	want := r.cfg.UDP.ReceiveBufferMB << 20
+	if got := u.receiveBuffer(); want > 0 && got >= 0 && got < want {
+		r.log.Warn("udp.receive_buffer_mb: the kernel granted a smaller receive buffer; a burst past it is dropped "+
+			"(dnsward_udp_receive_drops_total). Raise net.core.rmem_max (sysctl) or grant CAP_NET_ADMIN",
+			"listen", addr, "asked_bytes", want, "granted_bytes", got)
+	}
 }
 
 func (r *Resolver) startFailed(err error) error {

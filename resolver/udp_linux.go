@@ -31,6 +31,7 @@ type udpSocket struct {
 	local    netip.AddrPort
 	wildcard bool
 	closed   atomic.Bool
+	stats    socketStats
 }
 
 // readTimeoutUsec bounds each blocking read so a closed socket's reader
@@ -38,8 +39,9 @@ type udpSocket struct {
 const readTimeoutUsec = 500_000
 
 // listenUDPSocket opens one SO_REUSEPORT socket on addr; v6only keeps a
-// [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too).
-func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
+// [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too), and
+// rcvbuf is the receive buffer to ask for in bytes (0: the kernel's).
+func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, error) {
 	family := unix.AF_INET
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		family = unix.AF_INET6
@@ -49,7 +51,7 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
 		return nil, os.NewSyscallError("socket", err)
 	}
 	u := &udpSocket{fd: fd, family: family, wildcard: addr.Addr().IsUnspecified()}
-	if err := u.setOptions(v6only); err != nil {
+	if err := u.setOptions(v6only, rcvbuf); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -77,8 +79,11 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
 	return u, nil
 }
 
-func (u *udpSocket) setOptions(v6only bool) error {
+func (u *udpSocket) setOptions(v6only bool, rcvbuf int) error {
 	if err := reusePort(uintptr(u.fd)); err != nil {
+		return err
+	}
+	if err := setReceiveBuffer(u.fd, rcvbuf); err != nil {
 		return err
 	}
 	tv := unix.Timeval{Usec: readTimeoutUsec}
@@ -121,8 +126,6 @@ func (u *udpSocket) Close() error {
 	_ = unix.Shutdown(u.fd, unix.SHUT_RD)
 	return nil
 }
-
-func (u *udpSocket) release() { unix.Close(u.fd) }
 
 // udpIO is the memory for reading or writing one packet: the message
 // header, address and control buffers the kernel fills, kept off the

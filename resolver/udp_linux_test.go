@@ -19,7 +19,7 @@ import (
 func TestUDPBatchReadsQueuedPacketsAndRepliesToEach(t *testing.T) {
 	for _, bind := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
 		t.Run(bind, func(t *testing.T) {
-			u, err := listenUDPSocket(netip.MustParseAddrPort(bind), false)
+			u, err := listenUDPSocket(netip.MustParseAddrPort(bind), false, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func TestBatchedAnswersDoNotAllocate(t *testing.T) {
 	pol := &suffixPolicy{block: map[string]string{"tiktok.com": "tiktok"}}
 	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100}}, Options{Policy: pol}, up.addr)
 	ask(t, "udp", srv.addr, "a.example.", dns.TypeA, false) // cached from now on
-	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false)
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

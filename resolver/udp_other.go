@@ -67,7 +67,7 @@ func (b *udpBatch) queue(u *udpSocket, out []byte, from *udpIO) {
 
 func (u *udpSocket) flush(*udpBatch) {}
 
-func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
+func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -85,6 +85,9 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
 		return nil, err
 	}
 	conn := pc.(*net.UDPConn)
+	if rcvbuf > 0 {
+		_ = conn.SetReadBuffer(rcvbuf) // the kernel may grant less; nothing here tells how much
+	}
 	u := &udpSocket{conn: conn, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), wildcard: addr.Addr().IsUnspecified()}
 	if u.wildcard {
 		_ = ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)
@@ -96,6 +99,8 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool) (*udpSocket, error) {
 func (u *udpSocket) LocalAddr() net.Addr { return u.conn.LocalAddr() }
 func (u *udpSocket) Close() error        { u.closed.Store(true); return u.conn.Close() }
 func (u *udpSocket) release()            {}
+func (u *udpSocket) receiveBuffer() int  { return -1 } // unknown
+func (u *udpSocket) drops() uint64       { return 0 }  // not read outside Linux
 
 func (u *udpSocket) read(io *udpIO) (int, error) {
 	n, oobn, _, from, err := u.conn.ReadMsgUDPAddrPort(io.buf, io.oob[:])
