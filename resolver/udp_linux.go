@@ -234,11 +234,9 @@ func (u *udpSocket) finishRead(b *udpBatch, n int) {
 // datagram or shutdown's wake-up, with nothing to answer.
 func (b *udpBatch) slot(i int) (*udpIO, int) { return &b.in[i], int(b.rmsgs[i].Len) }
 
-// queue copies a reply to slot from's sender into the batch; flush sends it.
+// queue copies a reply (not empty) to slot from's sender into the batch;
+// flush sends it.
 func (b *udpBatch) queue(u *udpSocket, out []byte, from *udpIO) {
-	if len(out) == 0 {
-		return
-	}
 	w := &b.out[b.queued]
 	w.buf = append(w.buf[:0], out...)
 	w.fillSendHeader(u, w.buf, from.from, from.dst, from.ifindex)

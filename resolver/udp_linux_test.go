@@ -86,7 +86,8 @@ func TestUDPBatchReadsQueuedPacketsAndRepliesToEach(t *testing.T) {
 }
 
 // A burst from several clients, more than a batch at a time, gets every
-// query answered once, to the socket that asked, with its own ID.
+// query answered once, to the socket that asked, with its own ID; the
+// responses mixed into it get nothing back, not even an empty datagram.
 func TestUDPBurstIsAnsweredQueryByQuery(t *testing.T) {
 	up := startUpstream(t, testZone...)
 	srv := startResolver(t, Config{}, Options{UDPReaders: 1}, up.addr)
@@ -107,8 +108,12 @@ func TestUDPBurstIsAnsweredQueryByQuery(t *testing.T) {
 			m := new(dns.Msg).SetQuestion("a.example.", dns.TypeA)
 			m.Id = uint16(c<<8 | i)
 			pkt, _ := m.Pack()
-			if _, err := conn.WriteTo(pkt, to); err != nil {
-				t.Fatal(err)
+			m.Response = true
+			resp, _ := m.Pack()
+			for _, p := range [][]byte{pkt, resp} {
+				if _, err := conn.WriteTo(p, to); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
@@ -129,6 +134,10 @@ func TestUDPBurstIsAnsweredQueryByQuery(t *testing.T) {
 				t.Fatalf("client %d: answer with ID %#x (not its own, or twice)", c, resp.Id)
 			}
 			got[resp.Id] = true
+		}
+		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := conn.Read(buf); err == nil {
+			t.Fatalf("client %d: a datagram of %d bytes beyond its answers", c, n)
 		}
 	}
 }

@@ -99,9 +99,11 @@ func (r *Resolver) serveBatch(u *udpSocket, l *udpLoop, n int) {
 			continue // an empty datagram, or shutdown's wake-up
 		}
 		out := r.serveDatagram(u, l, io, size)
-		if n == 1 {
+		switch {
+		case len(out) == 0: // a miss answered later, or nothing to send
+		case n == 1:
 			_ = u.write(out, io.from, io.dst, io.ifindex, io)
-		} else {
+		default:
 			l.batch.queue(u, out, io)
 		}
 	}
