@@ -86,6 +86,10 @@ func loadConfigFile(path string, resolvConfs []string) (*fileConfig, error) {
 // the line and the key.
 func parseConfig(data []byte, name string, resolvConfs []string) (*fileConfig, error) {
 	cfg := defaultFileConfig()
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		// yaml.v3 would read it, but reports its bad characters by no line.
+		return nil, fmt.Errorf("%s: line 1: the file is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8", name)
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %s", name, withLine(yamlMessage(err), data))

@@ -105,6 +105,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"not yaml", "listen: [\n", `cfg.yaml: line`},
 		{"control character", "upstream:\n  servers: [\"127.0.0.1:53\"]\nlog:\n  level: \"in\x01fo\"\n",
 			`cfg.yaml: line 4: control characters are not allowed`},
+		{"UTF-16 (Notepad's \"Unicode\")", "\xff\xfel\x00i\x00s\x00t\x00e\x00n\x00:\x00", `cfg.yaml: line 1: the file is UTF-16 text`},
 		{"invalid UTF-8", "upstream:\n  servers: [\"127.0.0.1:53\"]\n# caf\xe9\n", `cfg.yaml: line 3: incomplete UTF-8`},
 		{"unknown anchor", "upstream:\n  servers: *ups\n", `cfg.yaml: line 2: unknown anchor 'ups' referenced`},
 		{"empty file", "", `cfg.yaml: the file is empty`},
