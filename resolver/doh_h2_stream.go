@@ -175,10 +175,7 @@ func (c *h2Conn) onData(f *http2.DataFrame) error {
 // entry and exit, but not while the pipeline runs: answers of other
 // streams may be written meanwhile.
 func (c *h2Conn) complete(st *h2Stream) error {
-	if st.uploading {
-		st.uploading = false
-		c.uploads--
-	}
+	c.endUpload(st)
 	c.junk = 0
 	wire, status, msg := st.body, 0, ""
 	if st.get {
@@ -254,10 +251,7 @@ func (c *h2Conn) respondError(st *h2Stream, status int, msg string, unfinished b
 		c.finishStream(st)
 		return
 	}
-	if st.uploading {
-		st.uploading = false // what more of the body comes is ignored
-		c.uploads--
-	}
+	c.endUpload(st) // what more of the body comes is ignored
 	c.writeHead(st.id, strconv.Itoa(status), "text/plain; charset=utf-8", len(msg), "no-store")
 	c.sendBody(st, []byte(msg))
 	if unfinished && st.done {
@@ -274,16 +268,21 @@ func (c *h2Conn) writeHead(id uint32, status, ctype string, length int, cacheCon
 	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndHeaders: true})
 }
 
+// endUpload marks a POST body as no longer coming.
+func (c *h2Conn) endUpload(st *h2Stream) {
+	if st.uploading {
+		st.uploading = false
+		c.uploads--
+	}
+}
+
 // finishStream forgets a stream once its answer is out (or dropped).
 func (c *h2Conn) finishStream(st *h2Stream) {
 	if st.done {
 		return
 	}
 	st.done = true
-	if st.uploading {
-		st.uploading = false
-		c.uploads--
-	}
+	c.endUpload(st)
 	delete(c.streams, st.id)
 	if c.active--; c.active == 0 {
 		c.idleSince = time.Now()
