@@ -2,7 +2,6 @@ package blocklist
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -51,14 +50,7 @@ func startTestPrimary(t testing.TB, zone string, key bool, names ...string) *tes
 		p.keyName = testKeyName
 		secrets = map[string]string{testKeyName: testSecret}
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := dnstest.ListenUDPAndTCP(t) // a port free for both, or TCP's bind can fail
 	p.addr = pc.LocalAddr().String()
 	h := dns.HandlerFunc(p.serve)
 	p.udp = &dns.Server{PacketConn: pc, Handler: h, TsigSecret: secrets}
