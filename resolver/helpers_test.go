@@ -160,7 +160,24 @@ type testServer struct {
 // startResolver runs a resolver on 127.0.0.1:0 forwarding to upstreams.
 func startResolver(t *testing.T, cfg Config, opts Options, upstreams ...string) *testServer {
 	t.Helper()
-	cfg.Listen = []string{"127.0.0.1:0"}
+	r := newTestResolver(t, cfg, opts, upstreams...)
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.Shutdown(ctx)
+	})
+	return &testServer{Resolver: r, addr: r.Addrs()[0].String()}
+}
+
+// newTestResolver is startResolver's resolver, not started.
+func newTestResolver(t *testing.T, cfg Config, opts Options, upstreams ...string) *Resolver {
+	t.Helper()
+	if cfg.Listen == nil {
+		cfg.Listen = []string{"127.0.0.1:0"}
+	}
 	if cfg.Access.Allow == nil {
 		cfg.Access.Allow = DefaultAccessAllow
 	}
@@ -186,15 +203,7 @@ func startResolver(t *testing.T, cfg Config, opts Options, upstreams ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-	})
-	return &testServer{Resolver: r, addr: r.Addrs()[0].String()}
+	return r
 }
 
 // ask sends one real query over net ("udp" or "tcp") and fails the test

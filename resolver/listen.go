@@ -32,12 +32,12 @@ func (r *Resolver) Start() error {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, err))
 		}
 		v6only := needsV6Only(ap, r.cfg.Listen)
-		socks, l, err := listenPair(ap, r.udpReaders, v6only, r.cfg.UDP.ReceiveBufferMB<<20)
+		u, l, err := listenPair(ap, v6only, r.cfg.UDP.ReceiveBufferMB<<20)
 		if err != nil {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, explainBindError(err, ap)))
 		}
-		r.checkReceiveBuffer(addr, socks[0])
-		r.listeners.udp = append(r.listeners.udp, socks...)
+		r.checkReceiveBuffer(addr, u)
+		r.listeners.udp = append(r.listeners.udp, u)
 		if r.listeners.enc.proxy.Any() { // balancers in front: PROXY protocol on TCP too
 			l = r.guard(l, TransportTCP, nil)
 		}
@@ -50,9 +50,13 @@ func (r *Resolver) Start() error {
 		}
 		return n
 	})
-	for _, u := range r.listeners.udp {
-		r.listeners.readers.Add(1)
-		go r.serveUDP(u)
+	for _, u := range r.listeners.udp { // a leader and its helpers per socket
+		h := newUDPHelpers(r.udpReaders - 1)
+		r.listeners.readers.Add(1 + h.n)
+		go r.serveUDP(u, h)
+		for range h.n {
+			go r.helpUDP(u, h)
+		}
 	}
 	for _, l := range r.listeners.streams {
 		go l.serve()
@@ -98,44 +102,24 @@ func explainBindError(err error, ap netip.AddrPort) error {
 	return fmt.Errorf("%w (another process holds %s — another DNS server, or systemd-resolved on port 53?)", err, ap)
 }
 
-// listenPair binds n UDP sockets and one TCP listener on the same
-// address. With port 0 the TCP port must match the one UDP got, which
-// another process may hold: then it tries a few fresh ports.
-func listenPair(ap netip.AddrPort, n int, v6only bool, rcvbuf int) ([]*udpSocket, net.Listener, error) {
+// listenPair binds a UDP socket and a TCP listener on the same address.
+// With port 0 the TCP port must match the one UDP got, which another
+// process may hold: then it tries a few fresh ports.
+func listenPair(ap netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, net.Listener, error) {
 	for attempt := 0; ; attempt++ {
-		socks, err := listenUDP(ap, n, v6only, rcvbuf)
+		u, err := listenUDPSocket(ap, v6only, rcvbuf)
 		if err != nil {
 			return nil, nil, fmt.Errorf("udp: %w", err)
 		}
-		l, err := listenTCP(socks[0].local, v6only)
+		l, err := listenTCP(u.local, v6only)
 		if err == nil {
-			return socks, l, nil
+			return u, l, nil
 		}
-		for _, s := range socks {
-			s.release()
-		}
+		u.release()
 		if ap.Port() != 0 || attempt == 10 {
 			return nil, nil, fmt.Errorf("tcp: %w", err)
 		}
 	}
-}
-
-// listenUDP opens n sockets bound to ap with SO_REUSEPORT. With port 0 the
-// later sockets reuse the port the first one got.
-func listenUDP(ap netip.AddrPort, n int, v6only bool, rcvbuf int) ([]*udpSocket, error) {
-	var socks []*udpSocket
-	for range n {
-		u, err := listenUDPSocket(ap, v6only, rcvbuf)
-		if err != nil {
-			for _, s := range socks {
-				s.release()
-			}
-			return nil, err
-		}
-		socks = append(socks, u)
-		ap = netip.AddrPortFrom(ap.Addr(), u.local.Port())
-	}
-	return socks, nil
 }
 
 // listenTCP opens the stream listener for ap, IPv6-only when v6only.

@@ -96,8 +96,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Now      func() time.Time // for tests; time.Now by default
 	Timeout  time.Duration    // whole-query budget for upstream work; default 5s
-	// UDPReaders is how many SO_REUSEPORT sockets, each read by a thread
-	// of its own, serve every UDP listen address; default GOMAXPROCS.
+	// UDPReaders is how many read loops serve each UDP listen address's
+	// socket: a leader, and helpers that read only when it has a backlog
+	// (see udpHelpers); default GOMAXPROCS.
 	UDPReaders int
 	// Notify answers a NOTIFY message from client (RPZ zones by zone
 	// transfer); nil: NOTIFY gets NOTIMP. It must not keep msg.

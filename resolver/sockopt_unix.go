@@ -8,15 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reusePort lets several sockets share one UDP address, so the kernel
-// spreads packets over the read loops (SO_REUSEPORT).
-func reusePort(fd uintptr) error {
-	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
-	}
-	return nil
-}
-
 // setV6Only makes a [::] socket IPv6-only (when 0.0.0.0 on the same port
 // is listed too) or dual-stack.
 func setV6Only(fd uintptr, on bool) error {

@@ -73,7 +73,8 @@ func TestUDPReceiveDropsAreCounted(t *testing.T) {
 func TestUDPReceiveBufferInMetricsAndLog(t *testing.T) {
 	up := startUpstream(t, testZone...)
 	rec, reg := newRecorder(t)
-	cfg := Config{UDP: UDPConfig{ReceiveBufferMB: 1}}
+	// Two listen addresses, a socket each.
+	cfg := Config{Listen: []string{"127.0.0.1:0", "127.0.0.2:0"}, UDP: UDPConfig{ReceiveBufferMB: 1}}
 	srv := startResolver(t, cfg, Options{Metrics: rec, UDPReaders: 2}, up.addr)
 	ask(t, "udp", srv.addr, "a.example.", dns.TypeA, false)
 	if got := testutil.ToFloat64(counter(t, reg, "dnsward_udp_receive_drops_total")); got != 0 {

@@ -38,7 +38,7 @@ type udpSocket struct {
 // notices within this time even if shutdown(2) did not wake it.
 const readTimeoutUsec = 500_000
 
-// listenUDPSocket opens one SO_REUSEPORT socket on addr; v6only keeps a
+// listenUDPSocket opens the UDP socket for addr; v6only keeps a
 // [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too), and
 // rcvbuf is the receive buffer to ask for in bytes (0: the kernel's).
 func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, error) {
@@ -80,9 +80,6 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, 
 }
 
 func (u *udpSocket) setOptions(v6only bool, rcvbuf int) error {
-	if err := reusePort(uintptr(u.fd)); err != nil {
-		return err
-	}
 	if err := setReceiveBuffer(u.fd, rcvbuf); err != nil {
 		return err
 	}
@@ -148,6 +145,10 @@ type udpIO struct {
 // instead of two per query; at a low rate a batch is one packet, and its
 // reply goes out with one sendto (sendmsg on a wildcard socket).
 const udpBatchSize = 8
+
+// udpCanDrain: a socket can be read without waiting (readBatch with wait
+// false), so helper loops can drain what its leader leaves.
+const udpCanDrain = true
 
 // udpBatch is one read loop's packets of one read and the replies queued
 // for them. Every slot's buffer takes the largest datagram, so no query is

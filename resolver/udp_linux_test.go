@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -196,5 +197,95 @@ func TestBatchedAnswersDoNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { send(); round() })
 	if allocs != 0 {
 		t.Errorf("%.1f allocations per batch of %d answers", allocs, len(conns))
+	}
+}
+
+// A helper loop woken by a backlog answers all of it; the leader wakes
+// one when its read comes back full; once the socket closes, both end.
+func TestUDPHelpersDrainABacklog(t *testing.T) {
+	up := startUpstream(t, testZone...)
+	r := newTestResolver(t, Config{}, Options{}, up.addr)
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.release()
+	client, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	// The helper alone, woken as the leader would wake it.
+	h := newUDPHelpers(1)
+	r.listeners.readers.Add(1)
+	go r.helpUDP(u, h)
+	const backlog = 200 // below the 256 a default buffer holds
+	queueANY(t, client, u.local, backlog)
+	waitParked(h)
+	h.backlog()
+	readAnswers(t, client, backlog)
+	if got := h.read.Load(); got != backlog {
+		t.Fatalf("the helper read %d of a %d-query backlog", got, backlog)
+	}
+	waitParked(h)
+	close(h.stop)
+
+	// The leader, with a (pretend) parked helper: a full read wakes it.
+	lead := newUDPHelpers(1)
+	lead.parked.Store(1)
+	queueANY(t, client, u.local, 2*udpBatchSize)
+	r.listeners.readers.Add(1)
+	go r.serveUDP(u, lead)
+	readAnswers(t, client, 2*udpBatchSize)
+	if len(lead.wake) == 0 {
+		t.Fatal("a full read did not wake the parked helper")
+	}
+
+	u.Close()
+	done := make(chan struct{})
+	go func() { r.listeners.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the loops did not end after the socket closed")
+	}
+}
+
+// queueANY sends n ANY queries (answered without the upstream) to to.
+func queueANY(t *testing.T, c *net.UDPConn, to netip.AddrPort, n int) {
+	t.Helper()
+	for i := range n {
+		m := new(dns.Msg).SetQuestion("a.example.", dns.TypeANY)
+		m.Id = uint16(i)
+		pkt, _ := m.Pack()
+		if _, err := c.WriteToUDPAddrPort(pkt, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readAnswers reads n answers, each to a different query.
+func readAnswers(t *testing.T, c *net.UDPConn, n int) {
+	t.Helper()
+	seen := make(map[uint16]bool)
+	buf := make([]byte, 1500)
+	for len(seen) < n {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("%d of %d answered: %v", len(seen), n, err)
+		}
+		var m dns.Msg
+		if err := m.Unpack(buf[:k]); err != nil || seen[m.Id] {
+			t.Fatalf("answer %d: %v (a second answer: %v)", m.Id, err, seen[m.Id])
+		}
+		seen[m.Id] = true
+	}
+}
+
+func waitParked(h *udpHelpers) {
+	for h.parked.Load() == 0 {
+		runtime.Gosched()
 	}
 }

@@ -16,15 +16,16 @@ import (
 // upstream on the loop's lane, whose replies this loop waits for too, so
 // their answers are written from here as well (udpOrigin); without a
 // lane, by the forwarder's poller.
-func (r *Resolver) serveUDP(u *udpSocket) {
+func (r *Resolver) serveUDP(u *udpSocket, h *udpHelpers) {
 	defer r.listeners.readers.Done()
+	defer close(h.stop)
 	l := r.newLoop(u)
 	defer l.close()
 	var y yielder
 	for {
 		y.maybe()
 		if l.lane != nil && l.lane.Busy() {
-			l.serveBusy(r, u)
+			l.serveBusy(r, u, h)
 			continue
 		}
 		n, err := u.readBatch(l.batch, true)
@@ -33,6 +34,9 @@ func (r *Resolver) serveUDP(u *udpSocket) {
 				return
 			}
 			continue // e.g. ICMP-induced errors: the socket is still good
+		}
+		if n == udpBatchSize {
+			h.backlog()
 		}
 		r.serveBatch(u, l, n)
 	}
@@ -68,7 +72,7 @@ func (r *Resolver) newLoop(u *udpSocket) *udpLoop {
 // serveBusy waits for client packets and upstream replies alike, and
 // handles both. Once the socket is closed it only finishes the lane's
 // queries (shutdown answers what is in flight).
-func (l *udpLoop) serveBusy(r *Resolver, u *udpSocket) {
+func (l *udpLoop) serveBusy(r *Resolver, u *udpSocket, h *udpHelpers) {
 	if u.closed.Load() {
 		l.poll.stopClients()
 	}
@@ -78,6 +82,9 @@ func (l *udpLoop) serveBusy(r *Resolver, u *udpSocket) {
 		n, err := u.readBatch(l.batch, false)
 		if err != nil {
 			return // nothing more queued
+		}
+		if n == udpBatchSize {
+			h.backlog()
 		}
 		r.serveBatch(u, l, n)
 	}

@@ -38,6 +38,10 @@ type udpIO struct {
 // udpBatch outside Linux is one packet per read, its reply written at once.
 const udpBatchSize = 1
 
+// udpCanDrain: net.UDPConn has no read that does not wait, so each socket
+// has its leader loop only.
+const udpCanDrain = false
+
 type udpBatch struct {
 	io udpIO
 	n  int
@@ -71,7 +75,7 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, 
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			if serr = reusePort(fd); serr == nil && addr.Addr().Is6() {
+			if addr.Addr().Is6() {
 				serr = setV6Only(fd, v6only)
 			}
 		})
