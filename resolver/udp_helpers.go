@@ -38,11 +38,13 @@ func (h *udpHelpers) backlog() {
 }
 
 // helpUDP is a helper loop: parked until the leader sees a backlog, then
-// reading until the socket is empty. Its cache misses take the
-// forwarder's poller: a parked loop cannot wait for a lane's replies.
+// reading until the socket is empty. While its own cache misses wait on
+// its lane it does not park: like the leader, it waits for their replies
+// and client packets at once (serveBusy).
 func (r *Resolver) helpUDP(u *udpSocket, h *udpHelpers) {
 	defer r.listeners.readers.Done()
-	l := &udpLoop{s: newScratch(), batch: newUDPBatch()}
+	l := r.newLoop(u)
+	defer l.close()
 	var y yielder
 	for {
 		h.parked.Add(1)
@@ -54,6 +56,10 @@ func (r *Resolver) helpUDP(u *udpSocket, h *udpHelpers) {
 		h.parked.Add(-1)
 		for {
 			y.maybe()
+			if l.lane != nil && l.lane.Busy() {
+				l.serveBusy(r, u, h)
+				continue
+			}
 			n, err := u.readBatch(l.batch, false)
 			if err != nil {
 				break // drained, or closed

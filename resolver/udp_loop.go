@@ -10,12 +10,13 @@ import (
 	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
-// serveUDP is one read loop: it reads packets until the socket is
-// closed, blocking its thread in the kernel, and hands each to the
-// pipeline. Answers known at once are written from here. Cache misses go
-// upstream on the loop's lane, whose replies this loop waits for too, so
-// their answers are written from here as well (udpOrigin); without a
-// lane, by the forwarder's poller.
+// serveUDP is a socket's leader loop: it reads packets until the socket
+// is closed, blocking its thread in the kernel, and hands each to the
+// pipeline; a full read wakes one of h's parked helpers. Answers known at
+// once are written from here. Cache misses go upstream on the loop's
+// lane, whose replies this loop waits for too, so their answers are
+// written from here as well (udpOrigin); without a lane, by the
+// forwarder's poller.
 func (r *Resolver) serveUDP(u *udpSocket, h *udpHelpers) {
 	defer r.listeners.readers.Done()
 	defer close(h.stop)
