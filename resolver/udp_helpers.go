@@ -7,7 +7,8 @@ import "sync/atomic"
 // everything alone: one thread woken per packet or per batch, however many
 // cores there are. When a read of the leader's comes back full — a
 // backlog — it wakes a parked helper, which reads without waiting until the
-// socket is drained and then parks again, so under load every core reads.
+// socket is drained and then parks again, so under load every core reads
+// (a helper's own full reads wake the next one).
 // One loop per SO_REUSEPORT socket instead woke every loop for its share
 // of a light load, about a fifth more CPU per query at 20k QPS on two
 // cores (docs/benchmarks.md).
@@ -56,16 +57,11 @@ func (r *Resolver) helpUDP(u *udpSocket, h *udpHelpers) {
 		h.parked.Add(-1)
 		for {
 			y.maybe()
-			if l.lane != nil && l.lane.Busy() {
-				l.serveBusy(r, u, h)
-				continue
-			}
-			n, err := u.readBatch(l.batch, false)
+			n, err := l.serveOnce(r, u, h, false)
 			if err != nil {
 				break // drained, or closed
 			}
 			h.read.Add(uint64(n))
-			r.serveBatch(u, l, n)
 		}
 	}
 }

@@ -222,13 +222,13 @@ func TestUDPHelpersDrainABacklog(t *testing.T) {
 	go r.helpUDP(u, h)
 	const backlog = 200 // below the 256 a default buffer holds
 	queueANY(t, client, u.local, backlog)
-	waitParked(h)
+	waitParked(t, h)
 	h.backlog()
 	readAnswers(t, client, backlog)
 	if got := h.read.Load(); got != backlog {
 		t.Fatalf("the helper read %d of a %d-query backlog", got, backlog)
 	}
-	waitParked(h)
+	waitParked(t, h)
 	close(h.stop)
 
 	// The leader, with a (pretend) parked helper: a full read wakes it.
@@ -284,8 +284,11 @@ func readAnswers(t *testing.T, c *net.UDPConn, n int) {
 	}
 }
 
-func waitParked(h *udpHelpers) {
-	for h.parked.Load() == 0 {
-		runtime.Gosched()
+func waitParked(t *testing.T, h *udpHelpers) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); h.parked.Load() == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("the helper did not park")
+		}
 	}
 }

@@ -25,22 +25,36 @@ func (r *Resolver) serveUDP(u *udpSocket, h *udpHelpers) {
 	var y yielder
 	for {
 		y.maybe()
-		if l.lane != nil && l.lane.Busy() {
-			l.serveBusy(r, u, h)
-			continue
-		}
-		n, err := u.readBatch(l.batch, true)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // e.g. ICMP-induced errors: the socket is still good
-		}
-		if n == udpBatchSize {
-			h.backlog()
-		}
-		r.serveBatch(u, l, n)
+		if _, err := l.serveOnce(r, u, h, true); errors.Is(err, net.ErrClosed) {
+			return
+		} // other errors (e.g. ICMP-induced ones) leave the socket good
 	}
+}
+
+// serveOnce is one turn of a read loop: with misses in flight on its lane
+// it waits for their replies and client packets at once (serveBusy);
+// otherwise it reads the socket, waiting in the kernel if wait is set. It
+// returns how many packets a read served and the read's error.
+func (l *udpLoop) serveOnce(r *Resolver, u *udpSocket, h *udpHelpers, wait bool) (int, error) {
+	if l.lane != nil && l.lane.Busy() {
+		l.serveBusy(r, u, h)
+		return 0, nil
+	}
+	return l.readAndServe(r, u, h, wait)
+}
+
+// readAndServe reads one batch and serves it; a full batch is a backlog,
+// which wakes one of h's parked helpers.
+func (l *udpLoop) readAndServe(r *Resolver, u *udpSocket, h *udpHelpers, wait bool) (int, error) {
+	n, err := u.readBatch(l.batch, wait)
+	if err != nil {
+		return 0, err
+	}
+	if n == udpBatchSize {
+		h.backlog()
+	}
+	r.serveBatch(u, l, n)
+	return n, nil
 }
 
 // udpLoop is one read loop's state, used only by its goroutine.
@@ -80,14 +94,9 @@ func (l *udpLoop) serveBusy(r *Resolver, u *udpSocket, h *udpHelpers) {
 	clients := l.poll.wait(l.lane.Wait())
 	l.lane.Process()
 	for i := 0; clients && i < busyReads && !u.closed.Load(); i++ {
-		n, err := u.readBatch(l.batch, false)
-		if err != nil {
+		if _, err := l.readAndServe(r, u, h, false); err != nil {
 			return // nothing more queued
 		}
-		if n == udpBatchSize {
-			h.backlog()
-		}
-		r.serveBatch(u, l, n)
 	}
 }
 
