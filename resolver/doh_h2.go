@@ -36,6 +36,9 @@ const (
 	// the connection is a flood and gets ENHANCE_YOUR_CALM.
 	h2MaxJunk = 1000
 	h2BufSize = 8 << 10
+	// h2CloseLinger is how long a connection closed for an error keeps
+	// reading (and discarding) before it closes; see closeAfterError.
+	h2CloseLinger = time.Second
 )
 
 // h2Server serves the HTTP/2 connections of one DoH listener.
@@ -110,6 +113,7 @@ type h2Conn struct {
 	idleSince  time.Time
 	draining   bool // a GOAWAY went out: no new streams, close when idle
 	goneAway   bool
+	goAwayErr  bool // that GOAWAY named an error (closeAfterError)
 	closed     bool
 }
 
@@ -267,7 +271,7 @@ func (c *h2Conn) goAway(code http2.ErrCode) {
 	if c.goneAway || c.closed {
 		return
 	}
-	c.goneAway, c.draining = true, true
+	c.goneAway, c.draining, c.goAwayErr = true, true, code != http2.ErrCodeNo
 	_ = c.fr.WriteGoAway(c.lastID, code, nil)
 	c.flush()
 	if code != http2.ErrCodeNo {
@@ -303,7 +307,23 @@ func (c *h2Conn) finish() {
 	}
 	c.flush()
 	c.closed = true
+	lingers := c.goAwayErr
 	c.mu.Unlock()
+	if lingers {
+		c.closeAfterError()
+		return
+	}
+	c.c.Close()
+}
+
+// closeAfterError closes a connection told why in a GOAWAY, without
+// losing that GOAWAY: a client still sending (a flood) leaves bytes
+// unread, closing then makes the kernel reset the connection, and the
+// reset can destroy the GOAWAY before the client reads it. So the rest is
+// read and discarded until the client closes or h2CloseLinger passes.
+func (c *h2Conn) closeAfterError() {
+	_ = c.c.SetReadDeadline(time.Now().Add(h2CloseLinger))
+	_, _ = io.Copy(io.Discard, c.c)
 	c.c.Close()
 }
 
