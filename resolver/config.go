@@ -37,10 +37,11 @@ type TCPConfig struct {
 // larger than the buffer (a floor of phones back on Wi-Fi at once) is
 // dropped by the kernel before dnsward reads it, and each client waits
 // out its retry timeout; dnsward_udp_receive_drops_total counts them. The
-// default is the kernel's, as for Unbound's so-rcvbuf: more needs either
-// a higher net.core.rmem_max or CAP_NET_ADMIN.
+// default is the kernel's once per read loop, as Unbound's so-reuseport
+// threads each have theirs: more needs either a higher net.core.rmem_max
+// or CAP_NET_ADMIN.
 type UDPConfig struct {
-	ReceiveBufferMB int `yaml:"receive_buffer_mb"` // 0: the kernel's default (net.core.rmem_default)
+	ReceiveBufferMB int `yaml:"receive_buffer_mb"` // 0: the kernel's default (net.core.rmem_default) per read loop
 }
 
 // AccessConfig lists the client networks that may query. Access control is

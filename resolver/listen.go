@@ -32,7 +32,7 @@ func (r *Resolver) Start() error {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, err))
 		}
 		v6only := needsV6Only(ap, r.cfg.Listen)
-		u, l, err := listenPair(ap, v6only, r.cfg.UDP.ReceiveBufferMB<<20)
+		u, l, err := listenPair(ap, v6only, r.cfg.UDP.ReceiveBufferMB<<20, udpLoops(r.udpReaders))
 		if err != nil {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, explainBindError(err, ap)))
 		}
@@ -51,7 +51,7 @@ func (r *Resolver) Start() error {
 		return n
 	})
 	for _, u := range r.listeners.udp { // a leader and its helpers per socket
-		h := newUDPHelpers(r.udpReaders - 1)
+		h := newUDPHelpers(udpLoops(r.udpReaders) - 1)
 		r.listeners.readers.Add(1 + h.n)
 		go r.serveUDP(u, h)
 		for range h.n {
@@ -105,9 +105,9 @@ func explainBindError(err error, ap netip.AddrPort) error {
 // listenPair binds a UDP socket and a TCP listener on the same address.
 // With port 0 the TCP port must match the one UDP got, which another
 // process may hold: then it tries a few fresh ports.
-func listenPair(ap netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, net.Listener, error) {
+func listenPair(ap netip.AddrPort, v6only bool, rcvbuf, loops int) (*udpSocket, net.Listener, error) {
 	for attempt := 0; ; attempt++ {
-		u, err := listenUDPSocket(ap, v6only, rcvbuf)
+		u, err := listenUDPSocket(ap, v6only, rcvbuf, loops)
 		if err != nil {
 			return nil, nil, fmt.Errorf("udp: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // The receive buffer asked for is the one the socket gets (as root,
@@ -19,7 +20,7 @@ func TestUDPReceiveBufferIsGranted(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN) to pass net.core.rmem_max")
 	}
-	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 8<<20)
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 8<<20, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,10 +30,35 @@ func TestUDPReceiveBufferIsGranted(t *testing.T) {
 	}
 }
 
+// With udp.receive_buffer_mb unset, the socket of an address read by two
+// loops gets the kernel's default buffer twice over: it queues as many
+// queries as two sockets of one loop each did.
+func TestUDPDefaultBufferScalesWithReadLoops(t *testing.T) {
+	up := startUpstream(t, testZone...)
+	rcvbuf := func(u *udpSocket) int {
+		v, err := unix.GetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	one := startResolver(t, Config{}, Options{UDPReaders: 1}, up.addr)
+	two := startResolver(t, Config{}, Options{UDPReaders: 2}, up.addr)
+	def := rcvbuf(one.listeners.udp[0])
+	got := rcvbuf(two.listeners.udp[0])
+	if got != 2*def {
+		if b, _ := os.ReadFile("/proc/sys/net/core/rmem_max"); os.Geteuid() != 0 {
+			t.Skipf("receive buffer %d, default %d: unprivileged, net.core.rmem_max %s caps it", got, def, b)
+		}
+		t.Fatalf("receive buffer %d bytes with two read loops, want twice the default %d", got, def)
+	}
+	ask(t, "udp", two.addr, "a.example.", dns.TypeA, false)
+}
+
 // Datagrams that find the receive buffer full are counted, exactly: sent
 // minus read. After release the last count stays, and no descriptor is read.
 func TestUDPReceiveDropsAreCounted(t *testing.T) {
-	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 4096) // the kernel's least
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 4096, 1) // the kernel's least
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +124,7 @@ func TestUDPReceiveBufferInMetricsAndLog(t *testing.T) {
 
 	var logs bytes.Buffer
 	r := &Resolver{cfg: Config{UDP: UDPConfig{ReceiveBufferMB: 64}}, log: slog.New(slog.NewTextHandler(&logs, nil))}
-	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0) // the kernel's default
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0, 1) // the kernel's default
 	if err != nil {
 		t.Fatal(err)
 	}

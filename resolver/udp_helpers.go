@@ -20,10 +20,17 @@ type udpHelpers struct {
 	read   atomic.Uint64 // packets the helpers read (for tests)
 }
 
-func newUDPHelpers(n int) *udpHelpers {
+// udpLoops is how many loops read each UDP socket, given readers wanted:
+// a leader, and a helper per further reader where a socket can be read
+// without waiting.
+func udpLoops(readers int) int {
 	if !udpCanDrain {
-		n = 0
+		return 1
 	}
+	return max(readers, 1)
+}
+
+func newUDPHelpers(n int) *udpHelpers {
 	n = max(n, 0)
 	return &udpHelpers{n: n, wake: make(chan struct{}, max(n, 1)), stop: make(chan struct{})}
 }

@@ -39,9 +39,11 @@ type udpSocket struct {
 const readTimeoutUsec = 500_000
 
 // listenUDPSocket opens the UDP socket for addr; v6only keeps a
-// [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too), and
-// rcvbuf is the receive buffer to ask for in bytes (0: the kernel's).
-func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, error) {
+// [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too),
+// rcvbuf is the receive buffer to ask for in bytes, and loops how many
+// read loops will serve the socket (with rcvbuf 0, the kernel's default
+// buffer is asked for once per loop: see setReceiveBuffer).
+func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf, loops int) (*udpSocket, error) {
 	family := unix.AF_INET
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		family = unix.AF_INET6
@@ -51,7 +53,7 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, 
 		return nil, os.NewSyscallError("socket", err)
 	}
 	u := &udpSocket{fd: fd, family: family, wildcard: addr.Addr().IsUnspecified()}
-	if err := u.setOptions(v6only, rcvbuf); err != nil {
+	if err := u.setOptions(v6only, rcvbuf, loops); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -79,8 +81,8 @@ func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, 
 	return u, nil
 }
 
-func (u *udpSocket) setOptions(v6only bool, rcvbuf int) error {
-	if err := setReceiveBuffer(u.fd, rcvbuf); err != nil {
+func (u *udpSocket) setOptions(v6only bool, rcvbuf, loops int) error {
+	if err := setReceiveBuffer(u.fd, rcvbuf, loops); err != nil {
 		return err
 	}
 	tv := unix.Timeval{Usec: readTimeoutUsec}

@@ -20,7 +20,7 @@ import (
 func TestUDPBatchReadsQueuedPacketsAndRepliesToEach(t *testing.T) {
 	for _, bind := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
 		t.Run(bind, func(t *testing.T) {
-			u, err := listenUDPSocket(netip.MustParseAddrPort(bind), false, 0)
+			u, err := listenUDPSocket(netip.MustParseAddrPort(bind), false, 0, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestBatchedAnswersDoNotAllocate(t *testing.T) {
 	pol := &suffixPolicy{block: map[string]string{"tiktok.com": "tiktok"}}
 	srv := startResolver(t, Config{Cache: CacheConfig{MaxEntries: 100}}, Options{Policy: pol}, up.addr)
 	ask(t, "udp", srv.addr, "a.example.", dns.TypeA, false) // cached from now on
-	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0)
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestBatchedAnswersDoNotAllocate(t *testing.T) {
 func TestUDPHelpersDrainABacklog(t *testing.T) {
 	up := startUpstream(t, testZone...)
 	r := newTestResolver(t, Config{}, Options{}, up.addr)
-	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0)
+	u, err := listenUDPSocket(netip.MustParseAddrPort("127.0.0.1:0"), false, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func (b *udpBatch) queue(u *udpSocket, out []byte, from *udpIO) {
 
 func (u *udpSocket) flush(*udpBatch) {}
 
-func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf int) (*udpSocket, error) {
+func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf, _ int) (*udpSocket, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
