@@ -96,14 +96,3 @@ func appendRRHeader(dst []byte, rrtype uint16, ttl uint32, rdlen int) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, ttl)
 	return binary.BigEndian.AppendUint16(dst, uint16(rdlen))
 }
-
-// allowed reports whether client may query; the zero Addr (unknown
-// transport) is refused.
-func allowed(access []netip.Prefix, client netip.Addr) bool {
-	for _, p := range access {
-		if p.Contains(client) {
-			return true
-		}
-	}
-	return false
-}

@@ -101,10 +101,13 @@ func (r *Resolver) notify(req *request, s *scratch) bool {
 	return true
 }
 
-// checkAccess refuses clients outside access.allow.
+// checkAccess refuses clients outside access.allow, and the zero Addr (a
+// transport that could not tell who asked).
 func (r *Resolver) checkAccess(req *request, s *scratch) bool {
-	if allowed(req.live.access, req.client) {
-		return false
+	for _, p := range req.live.access {
+		if p.Contains(req.client) {
+			return false
+		}
 	}
 	req.ev.Outcome = metrics.OutcomeRefused
 	req.out = errorReply(s.out[:0], req.pkt, &req.q, dns.RcodeRefused)

@@ -5,126 +5,18 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/dnsward/dnsward/internal/dnswire"
+	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
-// udpSocket is a UDP socket that a read loop serves with blocking system
-// calls, its thread waiting in the kernel, instead of through Go's
-// netpoller: at moderate rates each packet otherwise costs a goroutine
-// park and a futex wake-up on top of the read; a thread blocked in the
-// kernel is woken by the packet itself, as in C resolvers. The socket is
-// ours, not net's, so closing it cannot race with a read Go's runtime
-// does not know about.
-//
-// A socket bound to a wildcard address (0.0.0.0, ::) reads each packet's
-// destination address (IP_PKTINFO, IPV6_PKTINFO) and sends the reply from
-// it: on a host with several addresses, a VIP or an anycast address, a
-// reply from any other address is dropped by the client.
-type udpSocket struct {
-	fd       int
-	family   int
-	local    netip.AddrPort
-	wildcard bool
-	closed   atomic.Bool
-	stats    socketStats
-}
-
-// readTimeoutUsec bounds each blocking read so a closed socket's reader
-// notices within this time even if shutdown(2) did not wake it.
-const readTimeoutUsec = 500_000
-
-// listenUDPSocket opens the UDP socket for addr; v6only keeps a
-// [::] socket to IPv6 (when 0.0.0.0 on the same port is listed too),
-// rcvbuf is the receive buffer to ask for in bytes, and loops how many
-// read loops will serve the socket (with rcvbuf 0, the kernel's default
-// buffer is asked for once per loop: see setReceiveBuffer).
-func listenUDPSocket(addr netip.AddrPort, v6only bool, rcvbuf, loops int) (*udpSocket, error) {
-	family := unix.AF_INET
-	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
-	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
-	}
-	u := &udpSocket{fd: fd, family: family, wildcard: addr.Addr().IsUnspecified()}
-	if err := u.setOptions(v6only, rcvbuf, loops); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	var sa unix.Sockaddr
-	if family == unix.AF_INET {
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().Unmap().As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("bind", err)
-	}
-	got, err := unix.Getsockname(fd)
-	if err != nil {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("getsockname", err)
-	}
-	switch got := got.(type) {
-	case *unix.SockaddrInet4:
-		u.local = netip.AddrPortFrom(netip.AddrFrom4(got.Addr), uint16(got.Port))
-	case *unix.SockaddrInet6:
-		u.local = netip.AddrPortFrom(netip.AddrFrom16(got.Addr), uint16(got.Port))
-	}
-	return u, nil
-}
-
-func (u *udpSocket) setOptions(v6only bool, rcvbuf, loops int) error {
-	if err := setReceiveBuffer(u.fd, rcvbuf, loops); err != nil {
-		return err
-	}
-	tv := unix.Timeval{Usec: readTimeoutUsec}
-	if err := unix.SetsockoptTimeval(u.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
-	}
-	if u.family == unix.AF_INET6 {
-		if err := setV6Only(uintptr(u.fd), v6only); err != nil {
-			return err
-		}
-	}
-	if !u.wildcard {
-		return nil
-	}
-	if u.family == unix.AF_INET6 {
-		if err := unix.SetsockoptInt(u.fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
-			return os.NewSyscallError("setsockopt IPV6_RECVPKTINFO", err)
-		}
-		if v6only {
-			return nil
-		}
-	}
-	// IPv4 packets, also those a dual-stack [::] socket receives.
-	if err := unix.SetsockoptInt(u.fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
-		return os.NewSyscallError("setsockopt IP_PKTINFO", err)
-	}
-	return nil
-}
-
-// LocalAddr returns the bound address.
-func (u *udpSocket) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(u.local) }
-
-// Close stops the reader: shutdown(2) wakes a blocked read even on an
-// unconnected UDP socket, and the read timeout is the fallback. The
-// descriptor stays open until release, once nothing can use it: closing
-// it earlier could hand its number to another socket while a write from
-// a completing query is pending.
-func (u *udpSocket) Close() error {
-	u.closed.Store(true)
-	_ = unix.Shutdown(u.fd, unix.SHUT_RD)
-	return nil
-}
+// The system calls a read loop makes per packet (the socket itself, its
+// options and its drop count are in udp_socket_linux.go): recvmmsg for a
+// batch, sendto, sendmsg or sendmmsg for the answers, epoll_wait while
+// the loop's own misses are in flight.
 
 // udpIO is the memory for reading or writing one packet: the message
 // header, address and control buffers the kernel fills, kept off the
@@ -369,3 +261,60 @@ func putPktinfo(oob []byte, src netip.Addr, ifindex int32) int {
 	}
 	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 }
+
+// A read loop with cache misses of its own on its lane waits for its
+// socket and the lane's replies at once, in one epoll set, the way
+// event-driven C resolvers do; with none it blocks in recvmmsg.
+type loopPoll struct {
+	epfd    int
+	sockFd  int
+	watched bool // the socket is in the set
+	events  [2]unix.EpollEvent
+}
+
+const (
+	sockToken = 1
+	laneToken = 2
+)
+
+func newLoopPoll(u *udpSocket, lane *upstream.Lane) (*loopPoll, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	lp := &loopPoll{epfd: epfd, sockFd: u.fd, watched: true}
+	for fd, token := range map[int]int32{u.fd: sockToken, lane.Fd(): laneToken} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: token}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			unix.Close(epfd)
+			return nil, os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	return lp, nil
+}
+
+// wait sleeps up to msec (-1: until an event) and reports whether client
+// packets are waiting.
+func (lp *loopPoll) wait(msec int) bool {
+	n, err := unix.EpollWait(lp.epfd, lp.events[:], msec)
+	if err != nil {
+		return false // EINTR
+	}
+	for _, ev := range lp.events[:n] {
+		if ev.Fd == sockToken {
+			return true
+		}
+	}
+	return false
+}
+
+// stopClients takes the socket out of the set once it is closed: a
+// shut-down socket stays readable, and only the lane's replies matter then.
+func (lp *loopPoll) stopClients() {
+	if lp.watched {
+		_ = unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, lp.sockFd, nil)
+		lp.watched = false
+	}
+}
+
+func (lp *loopPoll) close() { unix.Close(lp.epfd) }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/ipv6"
 
 	"github.com/dnsward/dnsward/internal/dnswire"
+	"github.com/dnsward/dnsward/resolver/upstream"
 )
 
 // udpSocket outside Linux is a net.UDPConn read through Go's poller:
@@ -140,3 +141,14 @@ func (u *udpSocket) write(b []byte, to netip.AddrPort, src netip.Addr, ifindex i
 	_, _, err := u.conn.WriteMsgUDPAddrPort(b, oob, to)
 	return err
 }
+
+// Outside Linux read loops have no lanes: their misses use the forwarder's
+// own poller.
+type loopPoll struct{}
+
+func newLoopPoll(*udpSocket, *upstream.Lane) (*loopPoll, error) {
+	return nil, errors.New("no lanes outside Linux")
+}
+func (lp *loopPoll) wait(int) bool { return false }
+func (lp *loopPoll) stopClients()  {}
+func (lp *loopPoll) close()        {}

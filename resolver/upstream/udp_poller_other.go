@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // udpPoller on systems other than Linux runs each UDP attempt on a
@@ -74,4 +76,21 @@ func exchangeUDP(ctx context.Context, a *attempt, t *udpTransport) ([]byte, uint
 		}
 		rejected = fmt.Errorf("%w: only replies to other queries arrived (wrong ID or question)", errBadResponse)
 	}
+}
+
+// Lane exists on Linux only; elsewhere NewLane fails and callers use Start.
+type Lane struct{}
+
+var errNoLanes = errors.New("upstream: lanes need Linux")
+
+func (f *Forwarder) NewLane() (*Lane, error) { return nil, errNoLanes }
+func (l *Lane) Fd() int                      { return -1 }
+func (l *Lane) Busy() bool                   { return false }
+func (l *Lane) Wait() int                    { return -1 }
+func (l *Lane) Process()                     {}
+func (l *Lane) Close() error                 { return nil }
+
+// StartOn is Start: there are no lanes here.
+func (f *Forwarder) StartOn(_ *Lane, q Query, deadline time.Time, done func(*dns.Msg, error)) {
+	f.Start(q, deadline, done)
 }
