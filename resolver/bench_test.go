@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"os"
 	"strconv"
 	"testing"
@@ -118,14 +117,7 @@ func benchClient(b *testing.B) *dns.Conn {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := r.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-	})
+	startUntilCleanup(b, r)
 	conn, err := dns.Dial("udp", r.Addrs()[0].String())
 	if err != nil {
 		b.Fatal(err)

@@ -161,15 +161,21 @@ type testServer struct {
 func startResolver(t *testing.T, cfg Config, opts Options, upstreams ...string) *testServer {
 	t.Helper()
 	r := newTestResolver(t, cfg, opts, upstreams...)
+	startUntilCleanup(t, r)
+	return &testServer{Resolver: r, addr: r.Addrs()[0].String()}
+}
+
+// startUntilCleanup starts r and shuts it down when the test ends.
+func startUntilCleanup(tb testing.TB, r *Resolver) {
+	tb.Helper()
 	if err := r.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = r.Shutdown(ctx)
 	})
-	return &testServer{Resolver: r, addr: r.Addrs()[0].String()}
 }
 
 // newTestResolver is startResolver's resolver, not started.

@@ -32,7 +32,7 @@ func (r *Resolver) Start() error {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, err))
 		}
 		v6only := needsV6Only(ap, r.cfg.Listen)
-		u, l, err := listenPair(ap, v6only, r.cfg.UDP.ReceiveBufferMB<<20, udpLoops(r.udpReaders))
+		u, l, err := listenPair(ap, v6only, r.cfg.UDP.ReceiveBufferMB<<20, r.udpReaders)
 		if err != nil {
 			return r.startFailed(fmt.Errorf("listen %s: %w", addr, explainBindError(err, ap)))
 		}
@@ -51,7 +51,7 @@ func (r *Resolver) Start() error {
 		return n
 	})
 	for _, u := range r.listeners.udp { // a leader and its helpers per socket
-		h := newUDPHelpers(udpLoops(r.udpReaders) - 1)
+		h := newUDPHelpers(r.udpReaders - 1)
 		r.listeners.readers.Add(1 + h.n)
 		go r.serveUDP(u, h)
 		for range h.n {

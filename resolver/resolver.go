@@ -128,7 +128,7 @@ type Resolver struct {
 	now        func() time.Time
 	timeout    time.Duration
 	stale      time.Duration
-	udpReaders int
+	udpReaders int // read loops per UDP socket (udpLoops)
 	cache      *answerCache
 	flights    *flights
 	live       atomic.Pointer[settings]
@@ -174,6 +174,7 @@ func New(opts Options) (*Resolver, error) {
 	if r.udpReaders <= 0 {
 		r.udpReaders = runtime.GOMAXPROCS(0)
 	}
+	r.udpReaders = udpLoops(r.udpReaders) // 1 where helpers cannot drain a socket
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 10000
 	}

@@ -61,7 +61,6 @@ func udpLoops(readers int) int {
 }
 
 func newUDPHelpers(n int) *udpHelpers {
-	n = max(n, 0)
 	return &udpHelpers{n: n, wake: make(chan struct{}, max(n, 1)), stop: make(chan struct{})}
 }
 
