@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -91,13 +92,23 @@ func (s *proxyServer) send(t *testing.T, data []byte) string {
 	return string(out)
 }
 
-func (s *proxyServer) lastReject() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.rejects) == 0 {
-		return ""
-	}
-	return s.rejects[len(s.rejects)-1]
+// rejectNo waits for the server's i-th reject (from 0) and returns its
+// reason. The guard closes a refused connection before it counts it, so
+// a client can be done before its reject is noted: waiting for the last
+// reason to match would pass on the previous case's, when both agree.
+func (s *proxyServer) rejectNo(t *testing.T, i int) string {
+	t.Helper()
+	var reason string
+	waitFor(t, 2*time.Second, fmt.Sprintf("reject %d counted", i+1), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.rejects) <= i {
+			return false
+		}
+		reason = s.rejects[i]
+		return true
+	})
+	return reason
 }
 
 func TestProxyProtocolFromTrustedPeer(t *testing.T) {
@@ -128,7 +139,7 @@ func TestProxyProtocolFromTrustedPeer(t *testing.T) {
 func TestProxyProtocolRejects(t *testing.T) {
 	trusted := startProxyServer(t, "127.0.0.1/32")
 	header := proxyV2(1, netip.MustParseAddrPort("198.51.100.7:40000"), netip.MustParseAddrPort("203.0.113.1:853"), 0)
-	for _, tt := range []struct {
+	for i, tt := range []struct {
 		name   string
 		data   []byte
 		reason string
@@ -145,14 +156,18 @@ func TestProxyProtocolRejects(t *testing.T) {
 		if got := trusted.send(t, tt.data); got != "" {
 			t.Errorf("%s: served (%q); want the connection closed", tt.name, got)
 		}
-		waitFor(t, 2*time.Second, tt.name+" counted", func() bool { return trusted.lastReject() == tt.reason })
+		if got := trusted.rejectNo(t, i); got != tt.reason {
+			t.Errorf("%s: rejected as %q, want %q", tt.name, got, tt.reason)
+		}
 	}
 
 	untrusted := startProxyServer(t, "192.0.2.0/24")
 	if got := untrusted.send(t, header); got != "" {
 		t.Errorf("header from an untrusted peer served: %q", got)
 	}
-	waitFor(t, 2*time.Second, "untrusted counted", func() bool { return untrusted.lastReject() == ProxyUntrusted })
+	if got := untrusted.rejectNo(t, 0); got != ProxyUntrusted {
+		t.Errorf("header from an untrusted peer rejected as %q, want %q", got, ProxyUntrusted)
+	}
 	// Plain DNS over TCP from an untrusted peer proceeds, bytes intact.
 	if got := untrusted.send(t, []byte("\x00\x1c")); !strings.HasPrefix(got, "127.0.0.1:") || !strings.HasSuffix(got, "|\x00\x1chel") {
 		t.Errorf("plain client: %q", got)
