@@ -273,3 +273,14 @@ func withoutOPT(rrs []dns.RR) []dns.RR {
 	}
 	return out
 }
+
+// countCache counts a lookup for metrics: hit is a fresh entry.
+func (r *Resolver) countCache(hit bool) {
+	switch {
+	case r.rec == nil:
+	case hit:
+		r.rec.CacheHit()
+	default:
+		r.rec.CacheMiss()
+	}
+}

@@ -2,29 +2,9 @@ package resolver
 
 import (
 	"encoding/binary"
-	"strings"
 
 	"github.com/miekg/dns"
-
-	"github.com/dnsward/dnsward/metrics"
 )
-
-// answerDDR answers the names of Discovery of Designated Resolvers
-// (RFC 9462): _dns.resolver.arpa SVCB with the encrypted endpoints, every
-// other name under resolver.arpa with NODATA, and _dns.{server_name}.
-func (r *Resolver) answerDDR(req *request, s *scratch) bool {
-	name := req.ev.QName
-	if !strings.HasSuffix(name, "resolver.arpa.") && !strings.HasPrefix(name, "_dns.") {
-		return false // the one comparison every other query pays
-	}
-	answer, extra, ok := r.ddr.DDRAnswer(name, req.q.qtype)
-	if !ok {
-		return false
-	}
-	req.ev.Outcome = metrics.OutcomeForwarded
-	req.out = s.keep(appendLocal(s.out[:0], req, answer, extra))
-	return true
-}
 
 // appendLocal builds an authoritative NOERROR answer of dnsward's own
 // records (answer and additional sections), fitted like any reply.
@@ -52,4 +32,17 @@ func appendRRs(dst []byte, rrs []dns.RR, countAt int) []byte {
 		binary.BigEndian.PutUint16(dst[countAt:], binary.BigEndian.Uint16(dst[countAt:])+1)
 	}
 	return dst
+}
+
+// minimalANY answers ANY per RFC 8482 with one synthesized HINFO record,
+// which ends the amplification value of ANY queries.
+func minimalANY(dst []byte, req *request) []byte {
+	dst = appendQuestion(dst, req.pkt, &req.q, dns.RcodeSuccess)
+	const cpu = "RFC8482"
+	dst = appendRRHeader(dst, dns.TypeHINFO, 3600, 1+len(cpu)+1)
+	dst = append(dst, byte(len(cpu)))
+	dst = append(dst, cpu...)
+	dst = append(dst, 0) // empty OS string
+	binary.BigEndian.PutUint16(dst[6:], 1)
+	return finishReply(dst, &req.q, req.limit, sections{}, nil)
 }

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"strings"
 	"time"
 	"unsafe"
@@ -10,7 +11,82 @@ import (
 
 	"github.com/dnsward/dnsward/internal/dnswire"
 	"github.com/dnsward/dnsward/metrics"
+	"github.com/dnsward/dnsward/resolver/upstream"
 )
+
+// Transport says how a query reached dnsward. Its name is the bounded
+// value of the metrics' proto label.
+type Transport uint8
+
+const (
+	TransportUDP Transport = iota
+	TransportTCP
+	TransportTLS
+	TransportHTTPS
+	TransportQUIC
+)
+
+var transportNames = [...]string{"udp", "tcp", "tls", "https", "quic"}
+
+func (t Transport) String() string {
+	if int(t) < len(transportNames) {
+		return transportNames[t]
+	}
+	return "udp"
+}
+
+// origin is where a query came from: the pipeline hands it the reply of a
+// query it could not answer at once. reply(nil) means "send nothing"; it
+// is called exactly once per such query, from any goroutine, with that
+// goroutine's scratch.
+type origin interface {
+	reply(out []byte, s *scratch)
+}
+
+// request is one query on its way through the pipeline. Its packet and
+// the names in q borrow the listener's buffers until serve returns.
+type request struct {
+	pkt       []byte
+	q         wireQuery
+	client    netip.Addr
+	token     string // the device token of an encrypted transport, if any
+	transport Transport
+	limit     int // the largest reply the client takes
+	live      *settings
+	ev        metrics.QueryEvent
+	out       []byte // the reply a stage decided on; nil: send nothing
+	silent    bool   // not a query at all (a response, a runt): nothing recorded
+	pending   bool   // waiting on an upstream: the origin gets the reply later
+	excepted  bool   // policy named an exception for the name: its answer's addresses are not judged
+
+	// Where a reply that is not known at once goes: stream listeners
+	// set from; UDP loops fill the fields below instead, and the
+	// pipeline builds their origin only for a cache miss, so that
+	// answering at once never allocates.
+	from    origin
+	udp     *udpSocket
+	peer    netip.AddrPort // UDP: the client's address and port
+	dst     netip.Addr     // UDP: the address the query was sent to, the reply's source
+	ifindex int32          // UDP: the interface it arrived on (IPv6 link-local replies need it)
+	local   netip.AddrPort // the listener's address, for dnstap
+	lane    *upstream.Lane // UDP: the read loop's lane, where its misses go upstream
+}
+
+// scratch is one goroutine's reusable memory for building replies.
+type scratch struct {
+	name [maxNameText]byte
+	out  []byte
+	io   udpIO // for UDP replies written from this goroutine
+}
+
+func newScratch() *scratch { return &scratch{out: make([]byte, 0, 4096)} }
+
+// keep returns out after making it the scratch's buffer, so capacity a
+// large answer grew stays for the next one.
+func (s *scratch) keep(out []byte) []byte {
+	s.out = out[:0]
+	return out
+}
 
 // serve runs one query through the pipeline. Every transport — the UDP
 // read loops, TCP and TLS connections, DoH and DoQ requests — hands its
@@ -170,6 +246,23 @@ func (r *Resolver) special(req *request, s *scratch) bool {
 	return true
 }
 
+// answerDDR answers the names of Discovery of Designated Resolvers
+// (RFC 9462): _dns.resolver.arpa SVCB with the encrypted endpoints, every
+// other name under resolver.arpa with NODATA, and _dns.{server_name}.
+func (r *Resolver) answerDDR(req *request, s *scratch) bool {
+	name := req.ev.QName
+	if !strings.HasSuffix(name, "resolver.arpa.") && !strings.HasPrefix(name, "_dns.") {
+		return false // the one comparison every other query pays
+	}
+	answer, extra, ok := r.ddr.DDRAnswer(name, req.q.qtype)
+	if !ok {
+		return false
+	}
+	req.ev.Outcome = metrics.OutcomeForwarded
+	req.out = s.keep(appendLocal(s.out[:0], req, answer, extra))
+	return true
+}
+
 // applyPolicy asks policy about the name: blocked names are answered
 // here; monitored ones go on and are reported as "would block".
 func (r *Resolver) applyPolicy(req *request, s *scratch) bool {
@@ -216,16 +309,6 @@ func (r *Resolver) answerFromCache(req *request, s *scratch) bool {
 		r.prefetch(req, e)
 	}
 	return true
-}
-
-func (r *Resolver) countCache(hit bool) {
-	switch {
-	case r.rec == nil:
-	case hit:
-		r.rec.CacheHit()
-	default:
-		r.rec.CacheMiss()
-	}
 }
 
 // staleTTL is the TTL of answers served past expiry (RFC 8767 suggests 30 s).
@@ -283,19 +366,6 @@ func (r *Resolver) inspected(req *request, d Decision) bool {
 		}
 	}
 	return false
-}
-
-// minimalANY answers ANY per RFC 8482 with one synthesized HINFO record,
-// which ends the amplification value of ANY queries.
-func minimalANY(dst []byte, req *request) []byte {
-	dst = appendQuestion(dst, req.pkt, &req.q, dns.RcodeSuccess)
-	const cpu = "RFC8482"
-	dst = appendRRHeader(dst, dns.TypeHINFO, 3600, 1+len(cpu)+1)
-	dst = append(dst, byte(len(cpu)))
-	dst = append(dst, cpu...)
-	dst = append(dst, 0) // empty OS string
-	binary.BigEndian.PutUint16(dst[6:], 1)
-	return finishReply(dst, &req.q, req.limit, sections{}, nil)
 }
 
 // record hands the finished query to metrics, the audit log and dnstap.

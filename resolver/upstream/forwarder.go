@@ -316,3 +316,13 @@ type noObserver struct{}
 
 func (noObserver) UpstreamResult(string, string, time.Duration) {}
 func (noObserver) UpstreamUp(string, bool)                      {}
+
+// Query is one question for the upstreams. Nothing else of the client's
+// message is forwarded: not its ID, not its EDNS options (an ECS option
+// would tell the upstream where the client is).
+type Query struct {
+	Name   string // fully qualified; sent as written (the resolver lower-cases it)
+	Type   uint16
+	Class  uint16
+	DO, CD bool
+}

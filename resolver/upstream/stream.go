@@ -157,3 +157,18 @@ func (t *streamTransport) close() error {
 	t.idle = nil
 	return nil
 }
+
+// startBlocking runs a transport's blocking exchange on a goroutine of
+// its own: TCP, TLS and HTTPS attempts, and the TCP retry of a truncated
+// UDP reply.
+func startBlocking(a *attempt, run func(ctx context.Context, deadline time.Time, wire []byte, qlen int) (*dns.Msg, error)) {
+	a.poller = nil // it reports from a goroutine of its own, not from a poller
+	ctx, cancel := context.WithDeadline(context.Background(), a.deadline)
+	a.onCancel(cancel)
+	go func() {
+		msg, err := run(ctx, a.deadline, a.ex.wire, a.ex.qlen)
+		cancelled := errors.Is(ctx.Err(), context.Canceled)
+		cancel()
+		a.finish(msg, err, cancelled)
+	}()
+}

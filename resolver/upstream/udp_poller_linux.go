@@ -49,39 +49,6 @@ type udpSlot struct {
 
 const wakeToken = -1 // epoll data of the eventfd
 
-func newUDPPoller() (*udpPoller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, os.NewSyscallError("eventfd", err)
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeToken}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(wakefd)
-		return nil, os.NewSyscallError("epoll_ctl", err)
-	}
-	p := &udpPoller{epfd: epfd, wakefd: wakefd, done: make(chan struct{})}
-	go p.run()
-	return p, nil
-}
-
-// newDrivenPoller is a poller without a goroutine: its owner waits on
-// epfd and calls poll (see Lane).
-func newDrivenPoller() (*udpPoller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	p := &udpPoller{epfd: epfd, wakefd: -1, done: make(chan struct{}), driven: true}
-	close(p.done)
-	return p, nil
-}
-
 // Lane is a set of UDP attempts that one of the caller's own loops waits
 // on, instead of the forwarder's poller goroutine: a UDP read loop that
 // sends its cache misses upstream handles their replies itself, on its
@@ -90,18 +57,6 @@ func newDrivenPoller() (*udpPoller, error) {
 // of the miss. A Lane is not safe for use by several loops at once;
 // attempts an exchange moves to another transport (a TCP retry) leave it.
 type Lane struct{ p *udpPoller }
-
-// NewLane makes a Lane for one loop.
-func (f *Forwarder) NewLane() (*Lane, error) {
-	p, err := newDrivenPoller()
-	if err != nil {
-		return nil, err
-	}
-	return &Lane{p: p}, nil
-}
-
-// Fd is the epoll descriptor to wait on (readable: Process has work).
-func (l *Lane) Fd() int { return l.p.epfd }
 
 // Busy reports whether attempts wait on the lane.
 func (l *Lane) Busy() bool { return l.p.active.Load() > 0 }
@@ -113,9 +68,6 @@ func (l *Lane) Wait() int { return l.p.sleepTime() }
 // Process handles the replies that arrived and the deadlines that passed;
 // it never blocks. done callbacks run from it.
 func (l *Lane) Process() { l.p.poll(0) }
-
-// Close ends the lane; attempts still waiting end with ErrClosed.
-func (l *Lane) Close() error { return l.p.close() }
 
 // StartOn is Start with the exchange's UDP attempts on lane (nil: the
 // forwarder's own poller).
@@ -233,13 +185,6 @@ func (p *udpPoller) wake() {
 	_, _ = unix.Write(p.wakefd, one[:])
 }
 
-// run is the poller goroutine: wait, handle replies, expire deadlines.
-func (p *udpPoller) run() {
-	defer close(p.done)
-	for !p.poll(p.sleepTime()) {
-	}
-}
-
 // poll waits up to msec (-1: until an event) for replies, handles them
 // and expires deadlines; it reports true once the poller is closed.
 func (p *udpPoller) poll(msec int) bool {
@@ -281,4 +226,125 @@ func (p *udpPoller) earliestLocked() (time.Time, bool) {
 		p.timers.pop() // answered or cancelled already
 	}
 	return time.Time{}, false
+}
+
+// readable reads what arrived on slot idx's socket. Datagrams that are
+// not the reply (wrong ID or question: possibly spoofed) are noted and
+// the wait goes on; the reply ends the slot and goes to its transport.
+func (p *udpPoller) readable(idx int32, gen uint32) {
+	p.mu.Lock()
+	if idx < 0 || int(idx) >= len(p.slots) || p.slots[idx].gen != gen || p.slots[idx].fd < 0 {
+		p.mu.Unlock()
+		return // a late event for a socket already closed
+	}
+	sl := &p.slots[idx]
+	for {
+		n, err := unix.Read(sl.fd, p.buf[:])
+		switch {
+		case err == unix.EAGAIN:
+			p.mu.Unlock()
+			return
+		case err == unix.EINTR:
+			continue
+		case err != nil: // e.g. ICMP port unreachable
+			a := sl.a
+			p.releaseLocked(idx)
+			p.mu.Unlock()
+			a.finish(nil, os.NewSyscallError("read", err), false)
+			return
+		}
+		if !matchesQuery(p.buf[:n], sl.a.ex.wire, sl.id, sl.a.ex.qlen) {
+			sl.rejected = fmt.Errorf("%w: only replies to other queries arrived (wrong ID or question)", errBadResponse)
+			continue
+		}
+		a, t, id := sl.a, sl.t, sl.id
+		p.releaseLocked(idx)
+		p.mu.Unlock()
+		t.replied(a, p.buf[:n], id) // p.buf is the poller goroutine's own
+		return
+	}
+}
+
+// expire ends attempts past their deadline. It reports true once the
+// poller is closed.
+func (p *udpPoller) expire(now time.Time) bool {
+	type expired struct {
+		a   *attempt
+		err error
+	}
+	var due []expired
+	p.mu.Lock()
+	closed := p.closed
+	for {
+		at, ok := p.earliestLocked()
+		if !ok || (!closed && now.Before(at)) {
+			break
+		}
+		head := p.timers.pop()
+		sl := &p.slots[head.idx]
+		err := sl.rejected
+		if err == nil {
+			err = fmt.Errorf("no reply: %w", os.ErrDeadlineExceeded)
+		}
+		if closed {
+			err = ErrClosed
+		}
+		due = append(due, expired{sl.a, err})
+		p.releaseLocked(head.idx)
+	}
+	p.mu.Unlock()
+	for _, d := range due {
+		d.a.finish(nil, d.err, false)
+	}
+	return closed
+}
+
+// timer is one attempt's deadline; deadlines is a min-heap of them,
+// written out rather than through container/heap, whose any-typed Push
+// and Pop would box a timer per query.
+type timer struct {
+	at  time.Time
+	idx int32
+	gen uint32
+}
+
+type deadlines []timer
+
+func (d deadlines) Len() int { return len(d) }
+
+func (d *deadlines) push(t timer) {
+	h := append(*d, t)
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h[i].at.Before(h[parent].at) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+	*d = h
+}
+
+func (d *deadlines) pop() timer {
+	h := *d
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		small, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h[l].at.Before(h[small].at) {
+			small = l
+		}
+		if r < len(h) && h[r].at.Before(h[small].at) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		h[i], h[small] = h[small], h[i]
+		i = small
+	}
+	*d = h
+	return top
 }
