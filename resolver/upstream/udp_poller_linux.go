@@ -228,22 +228,29 @@ func (p *udpPoller) earliestLocked() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// readable reads what arrived on slot idx's socket. Datagrams that are
-// not the reply (wrong ID or question: possibly spoofed) are noted and
-// the wait goes on; the reply ends the slot and goes to its transport.
+// readable reads what arrived on slot idx's socket.
 func (p *udpPoller) readable(idx int32, gen uint32) {
 	p.mu.Lock()
 	if idx < 0 || int(idx) >= len(p.slots) || p.slots[idx].gen != gen || p.slots[idx].fd < 0 {
 		p.mu.Unlock()
 		return // a late event for a socket already closed
 	}
+	p.readLocked(idx)
+}
+
+// readLocked reads slot idx's socket until it is empty or the reply has
+// come, and unlocks p.mu. Datagrams that are not the reply (wrong ID or
+// question: possibly spoofed) are noted and the wait goes on; the reply
+// ends the slot and goes to its transport. It reports whether the slot
+// ended (the reply, or a socket error).
+func (p *udpPoller) readLocked(idx int32) bool {
 	sl := &p.slots[idx]
 	for {
 		n, err := unix.Read(sl.fd, p.buf[:])
 		switch {
 		case err == unix.EAGAIN:
 			p.mu.Unlock()
-			return
+			return false
 		case err == unix.EINTR:
 			continue
 		case err != nil: // e.g. ICMP port unreachable
@@ -251,7 +258,7 @@ func (p *udpPoller) readable(idx int32, gen uint32) {
 			p.releaseLocked(idx)
 			p.mu.Unlock()
 			a.finish(nil, os.NewSyscallError("read", err), false)
-			return
+			return true
 		}
 		if !matchesQuery(p.buf[:n], sl.a.ex.wire, sl.id, sl.a.ex.qlen) {
 			sl.rejected = fmt.Errorf("%w: only replies to other queries arrived (wrong ID or question)", errBadResponse)
@@ -261,27 +268,36 @@ func (p *udpPoller) readable(idx int32, gen uint32) {
 		p.releaseLocked(idx)
 		p.mu.Unlock()
 		t.replied(a, p.buf[:n], id) // p.buf is the poller goroutine's own
-		return
+		return true
 	}
 }
 
 // expire ends attempts past their deadline. It reports true once the
-// poller is closed.
+// poller is closed. A reply already queued on an attempt's socket is taken
+// first: a busy loop reads replies late (one epoll wait hands over 64
+// sockets), and a reply that came while the loop was busy must not fail the
+// attempt and count its upstream as down.
 func (p *udpPoller) expire(now time.Time) bool {
-	type expired struct {
-		a   *attempt
-		err error
-	}
-	var due []expired
-	p.mu.Lock()
-	closed := p.closed
 	for {
+		p.mu.Lock()
+		closed := p.closed
 		at, ok := p.earliestLocked()
 		if !ok || (!closed && now.Before(at)) {
-			break
+			p.mu.Unlock()
+			return closed
 		}
 		head := p.timers.pop()
+		if !closed {
+			if p.readLocked(head.idx) {
+				continue
+			}
+			p.mu.Lock() // readLocked unlocked; the slot may have been cancelled since
+		}
 		sl := &p.slots[head.idx]
+		if sl.gen != head.gen || sl.fd < 0 {
+			p.mu.Unlock()
+			continue
+		}
 		err := sl.rejected
 		if err == nil {
 			err = fmt.Errorf("no reply: %w", os.ErrDeadlineExceeded)
@@ -289,14 +305,11 @@ func (p *udpPoller) expire(now time.Time) bool {
 		if closed {
 			err = ErrClosed
 		}
-		due = append(due, expired{sl.a, err})
+		a := sl.a
 		p.releaseLocked(head.idx)
+		p.mu.Unlock()
+		a.finish(nil, err, false)
 	}
-	p.mu.Unlock()
-	for _, d := range due {
-		d.a.finish(nil, d.err, false)
-	}
-	return closed
 }
 
 // timer is one attempt's deadline; deadlines is a min-heap of them,
