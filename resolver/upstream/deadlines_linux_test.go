@@ -23,8 +23,8 @@ func TestDeadlineHeapOrders(t *testing.T) {
 
 // A loop that reads its lane late, after the deadlines, must still take the
 // replies that came in time: one epoll wait hands over 64 sockets, and the
-// others' replies used to be failed as timeouts, which marked a healthy
-// upstream down whenever a loop fell behind (seen in a soak at 80% load).
+// others' replies used to be failed as timeouts and counted against the
+// upstream's health.
 func TestLateReadRepliesAreNotTimeouts(t *testing.T) {
 	addr, _ := startUDPTCP(t, serve(zone))
 	rec := &recorder{}

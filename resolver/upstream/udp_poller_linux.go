@@ -235,21 +235,22 @@ func (p *udpPoller) readable(idx int32, gen uint32) {
 		p.mu.Unlock()
 		return // a late event for a socket already closed
 	}
-	p.readLocked(idx)
+	if !p.readLocked(idx) {
+		p.mu.Unlock()
+	}
 }
 
 // readLocked reads slot idx's socket until it is empty or the reply has
-// come, and unlocks p.mu. Datagrams that are not the reply (wrong ID or
-// question: possibly spoofed) are noted and the wait goes on; the reply
-// ends the slot and goes to its transport. It reports whether the slot
-// ended (the reply, or a socket error).
+// come. Datagrams that are not the reply (wrong ID or question: possibly
+// spoofed) are noted and the wait goes on; the reply ends the slot and goes
+// to its transport. It reports whether the slot ended (the reply, or a
+// socket error): then it has unlocked p.mu; otherwise p.mu is still held.
 func (p *udpPoller) readLocked(idx int32) bool {
 	sl := &p.slots[idx]
 	for {
 		n, err := unix.Read(sl.fd, p.buf[:])
 		switch {
 		case err == unix.EAGAIN:
-			p.mu.Unlock()
 			return false
 		case err == unix.EINTR:
 			continue
@@ -287,17 +288,10 @@ func (p *udpPoller) expire(now time.Time) bool {
 			return closed
 		}
 		head := p.timers.pop()
-		if !closed {
-			if p.readLocked(head.idx) {
-				continue
-			}
-			p.mu.Lock() // readLocked unlocked; the slot may have been cancelled since
+		if !closed && p.readLocked(head.idx) {
+			continue // the reply was waiting
 		}
 		sl := &p.slots[head.idx]
-		if sl.gen != head.gen || sl.fd < 0 {
-			p.mu.Unlock()
-			continue
-		}
 		err := sl.rejected
 		if err == nil {
 			err = fmt.Errorf("no reply: %w", os.ErrDeadlineExceeded)
