@@ -25,6 +25,7 @@ type upstreamMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	up       *prometheus.GaugeVec
+	resends  *prometheus.CounterVec
 	series   *seriesMap[*upstreamSeries]
 }
 
@@ -32,6 +33,7 @@ type upstreamSeries struct {
 	requests [len(upstreamOutcomes)]prometheus.Counter
 	duration prometheus.Observer
 	up       prometheus.Gauge
+	resends  prometheus.Counter
 }
 
 func newUpstreamMetrics() *upstreamMetrics {
@@ -45,10 +47,15 @@ func newUpstreamMetrics() *upstreamMetrics {
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "dnsward_upstream_up", Help: "1 when the upstream is considered healthy, else 0.",
 		}, []string{"upstream"}),
+		resends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnsward_upstream_resends_total",
+			Help: "UDP queries sent to an upstream again because no reply had come yet (lost datagrams, a slow upstream), by upstream.",
+		}, []string{"upstream"}),
 	}
 	u.series = newSeriesMap(maxLabelValues, func(name string) *upstreamSeries {
 		name = validLabel(name)
-		s := &upstreamSeries{duration: u.duration.WithLabelValues(name), up: u.up.WithLabelValues(name)}
+		s := &upstreamSeries{duration: u.duration.WithLabelValues(name), up: u.up.WithLabelValues(name),
+			resends: u.resends.WithLabelValues(name)}
 		for i, o := range upstreamOutcomes {
 			s.requests[i] = u.requests.WithLabelValues(name, o)
 		}
@@ -58,7 +65,7 @@ func newUpstreamMetrics() *upstreamMetrics {
 }
 
 func (u *upstreamMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{u.requests, u.duration, u.up}
+	return []prometheus.Collector{u.requests, u.duration, u.up, u.resends}
 }
 
 // UpstreamResult records one exchange with an upstream. outcome is one of
@@ -76,6 +83,11 @@ func (r *Recorder) UpstreamUp(upstream string, up bool) {
 		v = 1
 	}
 	r.upstreams.series.get(upstream).up.Set(v)
+}
+
+// UpstreamResend counts one UDP query sent to the upstream again.
+func (r *Recorder) UpstreamResend(upstream string) {
+	r.upstreams.series.get(upstream).resends.Inc()
 }
 
 type listMetrics struct {

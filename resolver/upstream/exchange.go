@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -49,8 +50,9 @@ type attempt struct {
 	deadline time.Time
 
 	mu     sync.Mutex
-	cancel func() // set by the transport; stops the attempt
-	over   bool   // finished or cancelled
+	cancel func()      // set by the transport; stops the attempt
+	over   bool        // finished or cancelled
+	resent atomic.Bool // the UDP query went out again: which copy was answered is unknown
 	// poller is where a UDP attempt waits (the forwarder's, or a Lane);
 	// the exchange's next attempt after this one goes there too, so a
 	// lane's exchanges stay on its owner's thread.
@@ -120,9 +122,7 @@ func (a *attempt) finish(msg *dns.Msg, err error, cancelled bool) {
 	if r.err != nil {
 		r.err = fmt.Errorf("%s: %w", a.up.name, r.err)
 	}
-	// A timeout cut short by the exchange's budget says nothing about the upstream.
-	hadBudget := a.deadline.Sub(a.started) >= a.ex.f.timeout*9/10
-	a.ex.f.account(a.up, r, time.Since(a.started), hadBudget)
+	a.ex.f.account(a, r)
 	a.ex.result(a, r)
 }
 

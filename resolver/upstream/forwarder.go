@@ -30,6 +30,8 @@ const (
 type Observer interface {
 	UpstreamResult(upstream string, outcome string, d time.Duration)
 	UpstreamUp(upstream string, up bool)
+	// UpstreamResend: a UDP query went to the upstream again, unanswered so far.
+	UpstreamResend(upstream string)
 }
 
 // Options carries dependencies; all fields are optional.
@@ -266,12 +268,19 @@ func (f *Forwarder) exchangeWithOrder(ctx context.Context, order []*upstream, he
 
 // account records one attempt's outcome: metrics, readiness and health.
 // A transition to down starts probing the upstream in the background.
-func (f *Forwarder) account(u *upstream, r result, elapsed time.Duration, hadBudget bool) {
+func (f *Forwarder) account(a *attempt, r result) {
+	u, elapsed := a.up, time.Since(a.started)
 	f.obs.UpstreamResult(u.name, r.outcome, elapsed)
 	if r.outcome == OutcomeSuccess {
 		f.ready.Store(true)
 	}
-	changed, up := u.record(effectOf(r, hadBudget), elapsed)
+	// A timeout cut short by the exchange's budget says nothing about the upstream.
+	hadBudget := a.deadline.Sub(a.started) >= f.timeout*9/10
+	sample := elapsed
+	if a.resent.Load() {
+		sample = 0 // the reply may be to either copy: no round-trip time (Karn)
+	}
+	changed, up := u.record(effectOf(r, hadBudget), sample)
 	if !changed {
 		return
 	}
@@ -316,6 +325,7 @@ type noObserver struct{}
 
 func (noObserver) UpstreamResult(string, string, time.Duration) {}
 func (noObserver) UpstreamUp(string, bool)                      {}
+func (noObserver) UpstreamResend(string)                        {}
 
 // Query is one question for the upstreams. Nothing else of the client's
 // message is forwarded: not its ID, not its EDNS options (an ECS option

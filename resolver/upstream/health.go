@@ -53,7 +53,7 @@ func (u *upstream) record(effect healthEffect, d time.Duration) (changed, up boo
 		u.fails = 0
 		if u.rtt == 0 {
 			u.rtt = d
-		} else {
+		} else if d > 0 { // 0: no sample
 			u.rtt += (d - u.rtt) / 4
 		}
 		if u.down {
@@ -68,6 +68,22 @@ func (u *upstream) record(effect healthEffect, d time.Duration) (changed, up boo
 		}
 	}
 	return false, !u.down
+}
+
+// minResend is the least wait before an unanswered UDP query goes to its
+// upstream again: above a busy upstream's own recursion for most names.
+const minResend = 250 * time.Millisecond
+
+// resendAfter is the wait before the first resend of a UDP query: four
+// times the upstream's average reply time, from minResend up to half the
+// timeout. Each further wait doubles, so a lost datagram costs a fraction
+// of the timeout instead of the whole exchange (Unbound does the same
+// from its measured round-trip times).
+func (u *upstream) resendAfter(timeout time.Duration) time.Duration {
+	u.mu.Lock()
+	rtt := u.rtt
+	u.mu.Unlock()
+	return max(minResend, min(4*rtt, timeout/2))
 }
 
 func effectOf(r result, hadBudget bool) healthEffect {

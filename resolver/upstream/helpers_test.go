@@ -97,6 +97,7 @@ type recorder struct {
 	mu      sync.Mutex
 	results []string // "upstream outcome"
 	ups     []string // "upstream up|down"
+	resends []string // "upstream"
 }
 
 func (r *recorder) UpstreamResult(upstream, outcome string, _ time.Duration) {
@@ -113,6 +114,12 @@ func (r *recorder) UpstreamUp(upstream string, up bool) {
 		state = "up"
 	}
 	r.ups = append(r.ups, upstream+" "+state)
+}
+
+func (r *recorder) UpstreamResend(upstream string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resends = append(r.resends, upstream)
 }
 
 func (r *recorder) count(list func(*recorder) []string, entry string) int {

@@ -44,7 +44,8 @@ type udpSlot struct {
 	id       uint16
 	a        *attempt
 	t        *udpTransport
-	rejected error // the last datagram that was not the reply
+	rejected error         // the last datagram that was not the reply
+	every    time.Duration // the wait before the next resend
 }
 
 const wakeToken = -1 // epoll data of the eventfd
@@ -102,6 +103,7 @@ func (p *udpPoller) send(a *attempt, t *udpTransport) {
 	idx := p.slotLocked()
 	sl := &p.slots[idx]
 	sl.fd, sl.id, sl.a, sl.t, sl.rejected = fd, id, a, t, nil
+	sl.every = a.up.resendAfter(a.ex.f.timeout)
 	a.poller = p // follow-up attempts of the exchange go where this one went
 	p.active.Add(1)
 	gen := sl.gen
@@ -112,8 +114,9 @@ func (p *udpPoller) send(a *attempt, t *udpTransport) {
 		a.finish(nil, os.NewSyscallError("epoll_ctl", err), false)
 		return
 	}
-	p.timers.push(timer{at: a.deadline, idx: idx, gen: gen})
-	wake := !p.driven && a.deadline.Before(p.sleepTo)
+	first := minTime(a.started.Add(sl.every), a.deadline) // a slot has one timer: resend or deadline
+	p.timers.push(timer{at: first, idx: idx, gen: gen})
+	wake := !p.driven && first.Before(p.sleepTo)
 	p.mu.Unlock()
 	if wake {
 		p.wake()
@@ -273,11 +276,12 @@ func (p *udpPoller) readLocked(idx int32) bool {
 	}
 }
 
-// expire ends attempts past their deadline. It reports true once the
+// expire handles the timers that are due: an attempt past its deadline
+// ends, one before it sends its query again. It reports true once the
 // poller is closed. A reply already queued on an attempt's socket is taken
 // first: a busy loop reads replies late (one epoll wait hands over 64
-// sockets), and a reply that came while the loop was busy must not fail the
-// attempt and count its upstream as down.
+// sockets), and a reply that came while the loop was busy must neither
+// fail the attempt and count its upstream as down nor be asked again.
 func (p *udpPoller) expire(now time.Time) bool {
 	for {
 		p.mu.Lock()
@@ -292,6 +296,14 @@ func (p *udpPoller) expire(now time.Time) bool {
 			continue // the reply was waiting
 		}
 		sl := &p.slots[head.idx]
+		a := sl.a
+		if !closed && now.Before(a.deadline) {
+			if !p.resendLocked(head.idx, now) {
+				p.mu.Unlock()
+				a.ex.f.obs.UpstreamResend(a.up.name)
+			}
+			continue
+		}
 		err := sl.rejected
 		if err == nil {
 			err = fmt.Errorf("no reply: %w", os.ErrDeadlineExceeded)
@@ -299,16 +311,37 @@ func (p *udpPoller) expire(now time.Time) bool {
 		if closed {
 			err = ErrClosed
 		}
-		a := sl.a
 		p.releaseLocked(head.idx)
 		p.mu.Unlock()
 		a.finish(nil, err, false)
 	}
 }
 
-// timer is one attempt's deadline; deadlines is a min-heap of them,
-// written out rather than through container/heap, whose any-typed Push
-// and Pop would box a timer per query.
+// resendLocked sends slot idx's query again from the same socket with the
+// same ID, so a reply to either copy is the reply, and sets the slot's
+// next timer twice as far on, or at the deadline. It reports whether the
+// slot ended (a send error): then it has unlocked p.mu.
+func (p *udpPoller) resendLocked(idx int32, now time.Time) bool {
+	sl := &p.slots[idx]
+	var buf [512]byte
+	wire := append(buf[:0], sl.a.ex.wire...)
+	binary.BigEndian.PutUint16(wire, sl.id)
+	if _, err := unix.Write(sl.fd, wire); err != nil {
+		a := sl.a
+		p.releaseLocked(idx)
+		p.mu.Unlock()
+		a.finish(nil, os.NewSyscallError("write", err), false)
+		return true
+	}
+	sl.a.resent.Store(true)
+	sl.every *= 2
+	p.timers.push(timer{at: minTime(now.Add(sl.every), sl.a.deadline), idx: idx, gen: sl.gen})
+	return false
+}
+
+// timer is when one attempt is due (a resend or its deadline); deadlines
+// is a min-heap of them, written out rather than through container/heap,
+// whose any-typed Push and Pop would box a timer per query.
 type timer struct {
 	at  time.Time
 	idx int32

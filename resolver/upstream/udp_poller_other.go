@@ -56,7 +56,8 @@ func exchangeUDP(ctx context.Context, a *attempt, t *udpTransport) ([]byte, uint
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	_ = conn.SetDeadline(a.deadline)
+	every := a.up.resendAfter(a.ex.f.timeout)
+	_ = conn.SetDeadline(minTime(time.Now().Add(every), a.deadline))
 	wire, id := withID(a.ex.wire)
 	if _, err := conn.Write(wire); err != nil {
 		return nil, 0, err
@@ -65,6 +66,17 @@ func exchangeUDP(ctx context.Context, a *attempt, t *udpTransport) ([]byte, uint
 	var rejected error
 	for {
 		n, err := conn.Read(buf)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil && time.Now().Before(a.deadline) {
+			// Not answered yet: the same query again (see udpPoller.resendLocked on Linux).
+			if _, err := conn.Write(wire); err != nil {
+				return nil, 0, err
+			}
+			a.resent.Store(true)
+			a.ex.f.obs.UpstreamResend(a.up.name)
+			every *= 2
+			_ = conn.SetDeadline(minTime(time.Now().Add(every), a.deadline))
+			continue
+		}
 		if err != nil {
 			if rejected != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, 0, rejected
